@@ -1,0 +1,149 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+from apiclients import secrets
+
+
+class Tenant(models.Model):
+    """A customer organisation. Everything else belongs to exactly one."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    CLOUD_ADMIN = "cloud-admin", "Customer Cloud Admin"
+    AUDITOR = "auditor", "Auditor"
+    NONE = "none", "No role"
+
+
+class Membership(models.Model):
+    """A console user's tenant and role (one of each per user)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.NONE)
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.get_role_display()})"
+
+
+class ApiClientQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant) -> "ApiClientQuerySet":
+        return self.filter(tenant=tenant)
+
+
+class ApiClient(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_clients")
+    name = models.CharField(max_length=100)
+    description = models.TextField(max_length=1000, blank=True)
+    client_id = models.CharField(max_length=64, unique=True, editable=False)
+    secret_digest = models.CharField(max_length=64, editable=False)
+    # Bumped on every reset; tokens carry it, so a reset cuts them off at once.
+    secret_generation = models.PositiveIntegerField(default=1, editable=False)
+    is_active = models.BooleanField(default=True)
+    # Grants such as "alerts:read" (see catalog); they are the OAuth scopes.
+    grants = models.JSONField(default=list, blank=True)
+    # Empty: allow all. Otherwise IP addresses / CIDR ranges, as strings.
+    ip_allowlist = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_redeemed_at = models.DateTimeField(null=True, blank=True)
+    secret_reset_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Optimistic concurrency: an edit carries the version it started from.
+    version = models.PositiveIntegerField(default=1)
+
+    objects = ApiClientQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "tenant", Lower("name"), name="apiclient_name_unique_per_tenant_ci"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"]),
+            models.Index(fields=["tenant", "last_redeemed_at"]),
+            models.Index("tenant", Lower("name"), name="apiclient_tenant_lname_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def status_label(self) -> str:
+        return "Active" if self.is_active else "Inactive"
+
+    def set_secret(self, secret: str) -> None:
+        self.secret_digest = secrets.digest(secret)
+
+    def check_secret(self, secret: str) -> bool:
+        return secrets.secret_matches(secret, self.secret_digest)
+
+
+class AuditAction(models.TextChoices):
+    CREATED = "client.created", "Created"
+    EDITED = "client.edited", "Edited"
+    SECRET_RESET = "client.secret_reset", "Secret reset"
+    ACTIVATED = "client.activated", "Activated"
+    DEACTIVATED = "client.deactivated", "Deactivated"
+    DELETED = "client.deleted", "Deleted"
+    TOKEN_FAILED = "token.failed", "Token request failed"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant) -> "AuditEventQuerySet":
+        return self.filter(tenant=tenant)
+
+    def update(self, **kwargs):
+        raise TypeError("Audit events are append-only")
+
+    def delete(self):
+        raise TypeError("Audit events are append-only")
+
+
+class AuditEvent(models.Model):
+    """Append-only. Snapshots names instead of holding foreign keys, so that
+    deleting a client or a user never rewrites (or loses) its history."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_events")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    actor = models.CharField(max_length=150, help_text="Username, or the client ID for token events")
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    client_id = models.CharField(max_length=64, blank=True, db_index=True)
+    client_name = models.CharField(max_length=100, blank=True)
+    # What changed ({"field": [old, new]}) or other context. Never a secret.
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.client_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Audit events are append-only")

@@ -1,0 +1,213 @@
+"""Every state change of an API client, each in one transaction with its audit
+event. Views parse input and call exactly one of these.
+
+Functions that mint a secret return it; it is the only copy that will ever
+exist in clear, and the caller shows it once.
+"""
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apiclients import secrets
+from apiclients.catalog import normalize_grants
+from apiclients.models import ApiClient, AuditAction, AuditEvent, Tenant
+
+
+class NameTaken(Exception):
+    """Another client in the tenant already has this name (case-insensitive)."""
+
+
+class EditConflict(Exception):
+    """The client changed since the editor loaded it."""
+
+    def __init__(self, current: ApiClient):
+        super().__init__("The API client was changed by someone else")
+        self.current = current
+
+
+def _actor_label(actor) -> str:
+    return actor.get_username() if actor is not None else "system"
+
+
+def audit_record(
+    *,
+    tenant: Tenant,
+    action: str,
+    actor: str,
+    source_ip: str | None = None,
+    client: ApiClient | None = None,
+    client_id: str = "",
+    details: dict | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        tenant=tenant,
+        action=action,
+        actor=actor[:150],
+        source_ip=source_ip,
+        client_id=client.client_id if client else client_id[:64],
+        client_name=client.name if client else "",
+        details=details or {},
+    )
+
+
+def name_is_taken(*, tenant: Tenant, name: str, exclude_pk: int | None = None) -> bool:
+    qs = ApiClient.objects.for_tenant(tenant).filter(name__iexact=name.strip())
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    return qs.exists()
+
+
+def api_client_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    description: str = "",
+    grants: list[str] = (),
+    ip_allowlist: list[str] = (),
+    is_active: bool = True,
+    actor,
+    source_ip: str | None = None,
+) -> tuple[ApiClient, str]:
+    secret = secrets.new_secret()
+    client = ApiClient(
+        tenant=tenant,
+        name=name.strip(),
+        description=description.strip(),
+        client_id=secrets.new_client_id(),
+        grants=normalize_grants(grants),
+        ip_allowlist=list(ip_allowlist),
+        is_active=is_active,
+        created_by=actor,
+        updated_by=actor,
+    )
+    client.set_secret(secret)
+    try:
+        with transaction.atomic():
+            client.save()
+            audit_record(
+                tenant=tenant,
+                action=AuditAction.CREATED,
+                actor=_actor_label(actor),
+                source_ip=source_ip,
+                client=client,
+                details={
+                    "grants": client.grants,
+                    "ip_allowlist": client.ip_allowlist,
+                    "status": client.status_label,
+                },
+            )
+    except IntegrityError as exc:
+        # The form checked the name, but a concurrent create can still win.
+        if name_is_taken(tenant=tenant, name=name):
+            raise NameTaken(name) from exc
+        raise
+    return client, secret
+
+
+_EDITABLE = ("name", "description", "grants", "ip_allowlist", "is_active")
+
+
+def api_client_update(
+    *,
+    client: ApiClient,
+    actor,
+    expected_version: int | None = None,
+    source_ip: str | None = None,
+    **changes,
+) -> ApiClient:
+    """Apply `changes` (any of name, description, grants, ip_allowlist,
+    is_active). With `expected_version`, refuses to overwrite a newer save."""
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+    if "description" in changes:
+        changes["description"] = changes["description"].strip()
+    if "grants" in changes:
+        changes["grants"] = normalize_grants(changes["grants"])
+    if "ip_allowlist" in changes:
+        changes["ip_allowlist"] = list(changes["ip_allowlist"])
+
+    try:
+        with transaction.atomic():
+            current = ApiClient.objects.select_for_update().get(pk=client.pk)
+            if expected_version is not None and current.version != expected_version:
+                raise EditConflict(current)
+            diff = {
+                field: [getattr(current, field), value]
+                for field, value in changes.items()
+                if getattr(current, field) != value
+            }
+            if not diff:
+                return current
+            for field, value in changes.items():
+                setattr(current, field, value)
+            current.updated_by = actor
+            current.version = F("version") + 1
+            current.save()
+            current.refresh_from_db()
+
+            status = diff.pop("is_active", None)
+            if diff:
+                audit_record(
+                    tenant=current.tenant,
+                    action=AuditAction.EDITED,
+                    actor=_actor_label(actor),
+                    source_ip=source_ip,
+                    client=current,
+                    details={"changes": diff},
+                )
+            if status is not None:
+                audit_record(
+                    tenant=current.tenant,
+                    action=AuditAction.ACTIVATED if status[1] else AuditAction.DEACTIVATED,
+                    actor=_actor_label(actor),
+                    source_ip=source_ip,
+                    client=current,
+                )
+    except IntegrityError as exc:
+        if name_is_taken(tenant=client.tenant, name=changes.get("name", ""), exclude_pk=client.pk):
+            raise NameTaken(changes["name"]) from exc
+        raise
+    return current
+
+
+def api_client_reset_secret(
+    *, client: ApiClient, actor, source_ip: str | None = None
+) -> tuple[ApiClient, str]:
+    """New secret; the old one and every token issued with it stop working
+    as soon as this commits (tokens carry the secret generation)."""
+    secret = secrets.new_secret()
+    with transaction.atomic():
+        current = ApiClient.objects.select_for_update().get(pk=client.pk)
+        current.set_secret(secret)
+        current.secret_generation = F("secret_generation") + 1
+        current.secret_reset_at = timezone.now()
+        current.updated_by = actor
+        current.version = F("version") + 1
+        current.save()
+        current.refresh_from_db()
+        audit_record(
+            tenant=current.tenant,
+            action=AuditAction.SECRET_RESET,
+            actor=_actor_label(actor),
+            source_ip=source_ip,
+            client=current,
+        )
+    return current, secret
+
+
+def api_client_delete(*, client: ApiClient, actor, source_ip: str | None = None) -> None:
+    """Removes the client (its tokens die with it); its audit history stays."""
+    with transaction.atomic():
+        audit_record(
+            tenant=client.tenant,
+            action=AuditAction.DELETED,
+            actor=_actor_label(actor),
+            source_ip=source_ip,
+            client=client,
+            details={"grants": client.grants},
+        )
+        client.delete()
