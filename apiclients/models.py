@@ -124,7 +124,7 @@ class AuditEvent(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_events")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=40, choices=AuditAction.choices)
-    actor = models.CharField(max_length=150, help_text="Username, or the client ID for token events")
+    actor = models.CharField(max_length=150, help_text="Username, or client ID for token events")
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     client_id = models.CharField(max_length=64, blank=True, db_index=True)
     client_name = models.CharField(max_length=100, blank=True)
