@@ -1,0 +1,423 @@
+"""The benchmark: token endpoint and bearer API against the framework ceiling,
+and the console at 10,000 clients. Run it with `bench/run` (see README).
+
+In one run, on this machine:
+1. a fresh database (PostgreSQL by default) is migrated and seeded with one
+   tenant of N API clients and some console users; a few secrets are kept;
+2. the console is measured in-process: SQL queries and server time of the
+   list page (first page, a search, a sorted page), the details drawer and a
+   create;
+3. gunicorn (2 sync workers) serves the app and wrk, a separate process, loads
+   GET /healthz (the ceiling), POST /v1/oauth (Basic auth) and GET /v1/users
+   (Bearer) at each concurrency for a bounded time;
+4. a table is printed and written as markdown under bench/results/.
+"""
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    ap.add_argument(
+        "--pg-url",
+        default=os.environ.get("BENCH_PG_URL", "postgres://root@127.0.0.1:5432/apiclients_bench"),
+        help="PostgreSQL database to (re)create for the run",
+    )
+    ap.add_argument("--clients", type=int, default=10_000)
+    ap.add_argument("--users", type=int, default=250)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--port", type=int, default=8799)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--label", default="", help="suffix of the results file")
+    ap.add_argument("--skip-console", action="store_true")
+    return ap.parse_args()
+
+
+def prepare_database(args, workdir: Path) -> str:
+    if args.db == "sqlite":
+        return f"sqlite:///{workdir / 'bench.sqlite3'}"
+    import psycopg
+
+    url = args.pg_url
+    name = url.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url
+
+
+def setup_django(database_url: str, base_url: str):
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["BASE_URL"] = base_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def seed(args) -> dict:
+    """One tenant with N clients and some users; returns kept credentials."""
+    import random
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from apiclients import secrets
+    from apiclients.accounts import user_create
+    from apiclients.models import ApiClient, Membership, Role
+    from apiclients.services import api_client_create
+
+    rng = random.Random(42)
+    admin, _ = user_create(username="bench-admin", tenant_name="Bench", role=Role.CLOUD_ADMIN)
+    tenant = admin.membership.tenant
+
+    kept = []
+    for i in range(20):
+        client, secret = api_client_create(
+            tenant=tenant,
+            name=f"Kept integration {i:02d}",
+            grants=["users:read", "audit-log:read", "alerts:read"],
+            actor=admin,
+        )
+        kept.append((client.client_id, secret))
+
+    now = timezone.now()
+    batch = []
+    for i in range(args.clients - len(kept)):
+        c = ApiClient(
+            tenant=tenant,
+            name=f"Integration {i:05d} {rng.choice(['SIEM', 'SOAR', 'backup', 'HR sync'])}",
+            description="Seeded for the benchmark",
+            client_id=secrets.new_client_id(),
+            grants=["alerts:read"],
+            is_active=rng.random() > 0.1,
+            last_redeemed_at=now - dt.timedelta(minutes=rng.randint(1, 200_000))
+            if rng.random() > 0.3
+            else None,
+            created_by=admin,
+            updated_by=admin,
+        )
+        c.set_secret(secrets.new_secret())
+        batch.append(c)
+    ApiClient.objects.bulk_create(batch, batch_size=1000)
+
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        [User(username=f"user{i:04d}", is_active=rng.random() > 0.2) for i in range(args.users)]
+    )
+    Membership.objects.bulk_create(
+        [Membership(user=u, tenant=tenant, role=rng.choice([r.value for r in Role])) for u in users]
+    )
+    return {"admin": admin, "kept": kept}
+
+
+def measure_console(seeded: dict, repeats: int = 15) -> list[dict]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from apiclients.models import ApiClient
+
+    admin = seeded["admin"]
+    client_id = seeded["kept"][3][0]
+    base = "/administration/integrations/api-clients/"
+    web = Client()
+    web.force_login(admin)
+
+    def create_data(n):
+        return {
+            "name": f"Bench create {n}",
+            "description": "",
+            "grants": ["users:read"],
+            "ip_mode": "all",
+            "ip_allowlist": "",
+            "status": "active",
+        }
+
+    cases = [
+        ("List, first page", "get", base, None),
+        ("List, search", "get", base + "?q=Integration+0042", None),
+        ("List, sorted by last redeemed", "get", base + "?sort=-last_redeemed", None),
+        ("List, page 200", "get", base + "?page=200", None),
+        ("Details drawer", "get", f"{base}{client_id}/", None),
+        ("Create (POST)", "post", base + "new/", create_data),
+    ]
+    rows = []
+    for label, method, url, data in cases:
+        times, queries, statuses = [], [], set()
+        for n in range(repeats):
+            with CaptureQueriesContext(connection) as ctx:
+                t0 = time.perf_counter()
+                resp = web.get(url) if method == "get" else web.post(url, data(n))
+                times.append((time.perf_counter() - t0) * 1000)
+            queries.append(len(ctx.captured_queries))
+            statuses.add(resp.status_code)
+        rows.append(
+            {
+                "case": label,
+                "status": ",".join(str(s) for s in sorted(statuses)),
+                "queries": max(queries),
+                "median_ms": statistics.median(times[2:]),
+                "p90_ms": sorted(times[2:])[int(len(times[2:]) * 0.9) - 1],
+            }
+        )
+    rows.append(
+        {
+            "case": "(clients in tenant)",
+            "status": "",
+            "queries": ApiClient.objects.filter(tenant=admin.membership.tenant).count(),
+            "median_ms": 0,
+            "p90_ms": 0,
+        }
+    )
+    return rows
+
+
+def wait_until_up(url: str, timeout: float = 30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 (loopback)
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server did not come up at {url}")
+
+
+def fetch_token(base_url: str, client_id: str, secret: str) -> str:
+    req = urllib.request.Request(  # noqa: S310 (loopback)
+        base_url + "/v1/oauth",
+        data=b"grant_type=client_credentials",
+        method="POST",
+        headers={
+            "Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode(),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310
+        return json.load(r)["access_token"]
+
+
+def run_wrk(url, concurrency, duration, *, header_file=None, header="", method="GET", body=""):
+    threads = min(2, concurrency)
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{concurrency}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(ROOT / "bench" / "wrk_report.lua"),
+        url,
+    ]
+    if header_file:
+        cmd += ["--", str(header_file)]
+    env = {**os.environ, "BENCH_METHOD": method, "BENCH_HEADER": header, "BENCH_BODY": body}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    line = [ln for ln in out.splitlines() if ln.startswith("{")][-1]
+    r = json.loads(line)
+    errors = sum(v for k, v in r.items() if k.startswith("errors_"))
+    return {
+        "rps": r["requests"] / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "errors": errors,
+        "requests": r["requests"],
+    }
+
+
+def versions() -> dict:
+    import django
+    import jwt
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("SHOW server_version")
+            db = "PostgreSQL " + cur.fetchone()[0]
+        else:
+            cur.execute("select sqlite_version()")
+            db = "SQLite " + cur.fetchone()[0]
+    gunicorn = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "pyjwt": jwt.__version__,
+        "database": db,
+        "gunicorn": gunicorn,
+        "wrk": wrk.splitlines()[0] if wrk else "?",
+    }
+
+
+def main():
+    args = parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing (bench/run installs it with apt-get)")
+    workdir = Path(tempfile.mkdtemp(prefix="apiclients-bench-"))
+    base_url = f"http://127.0.0.1:{args.port}"
+    database_url = prepare_database(args, workdir)
+    setup_django(database_url, base_url)
+
+    print(f"Seeding {args.clients} clients and {args.users} users ...", flush=True)
+    t0 = time.perf_counter()
+    seeded = seed(args)
+    print(f"  seeded in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    console = [] if args.skip_console else measure_console(seeded)
+    from django.db import connections
+
+    info = versions()
+    connections.close_all()
+
+    env = {**os.environ, "DATABASE_URL": database_url, "BASE_URL": base_url}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--backlog",
+            "2048",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    results = []
+    try:
+        wait_until_up(base_url + "/healthz")
+        kept = seeded["kept"]
+        basic = workdir / "basic.txt"
+        basic.write_text(
+            "".join(
+                "Basic " + base64.b64encode(f"{cid}:{sec}".encode()).decode() + "\n"
+                for cid, sec in kept
+            )
+        )
+        bearer = workdir / "bearer.txt"
+        bearer.write_text(
+            "".join("Bearer " + fetch_token(base_url, cid, sec) + "\n" for cid, sec in kept[:5])
+        )
+        endpoints = [
+            ("GET /healthz", base_url + "/healthz", {}),
+            (
+                "POST /v1/oauth",
+                base_url + "/v1/oauth",
+                {
+                    "header_file": basic,
+                    "header": "Authorization",
+                    "method": "POST",
+                    "body": "grant_type=client_credentials",
+                },
+            ),
+            (
+                "GET /v1/users",
+                base_url + "/v1/users?active=true&pageSize=100",
+                {"header_file": bearer, "header": "Authorization"},
+            ),
+        ]
+        # Warm up every worker and code path once.
+        for _, url, kw in endpoints:
+            run_wrk(url, 4, 2, **kw)
+        for c in [int(x) for x in args.concurrency.split(",")]:
+            ceiling = None
+            for name, url, kw in endpoints:
+                r = run_wrk(url, c, args.duration, **kw)
+                if ceiling is None:
+                    ceiling = r["rps"]
+                r.update(endpoint=name, concurrency=c, ratio=r["rps"] / ceiling)
+                results.append(r)
+                print(
+                    f"  c={c:<3} {name:<16} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms"
+                    f"  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}  "
+                    f"ratio {r['ratio']:.0%}",
+                    flush=True,
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    report = render(args, info, results, console)
+    print()
+    print(report)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M")
+    suffix = f"-{args.label}" if args.label else ""
+    out = ROOT / "bench" / "results" / f"{stamp}-{args.db}{suffix}.md"
+    out.write_text(report)
+    print(f"Written to {out.relative_to(ROOT)}")
+
+
+def render(args, info, results, console) -> str:
+    lines = [
+        f"# Benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}",
+        "",
+        f"- database: {info['database']} ({args.db})",
+        f"- machine: {info['machine']}",
+        f"- Python {info['python']}, Django {info['django']}, PyJWT {info['pyjwt']}, "
+        f"gunicorn {info['gunicorn']} with {args.workers} sync workers, {info['wrk']}",
+        f"- {args.clients} API clients and {args.users} users in the tenant; "
+        f"{args.duration}s per run, after a 2s warm-up of each endpoint",
+        "",
+        "## HTTP (wrk, separate process, loopback)",
+        "",
+        "| concurrency | endpoint | req/s | p50 ms | p99 ms | errors | vs /healthz |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['concurrency']} | {r['endpoint']} | {r['rps']:.0f} | {r['p50_ms']:.1f} "
+            f"| {r['p99_ms']:.1f} | {r['errors']} | {r['ratio']:.0%} |"
+        )
+    if console:
+        lines += [
+            "",
+            "## Console (in-process, Django test client, signed in as an admin)",
+            "",
+            "| request | status | SQL queries | median ms | p90 ms |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for c in console:
+            if c["case"].startswith("("):
+                continue
+            lines.append(
+                f"| {c['case']} | {c['status']} | {c['queries']} | {c['median_ms']:.1f} "
+                f"| {c['p90_ms']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
