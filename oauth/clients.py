@@ -1,0 +1,141 @@
+"""Client authentication at the token, introspection and revocation endpoints.
+
+One SELECT loads the client; the secret is compared in constant time against
+its digest, then status and IP restriction are checked. Every way of failing
+raises the same `invalid_client` to the caller; only the tenant's audit log
+learns the reason.
+"""
+
+import ipaddress
+import logging
+import re
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
+
+from apiclients import secrets
+from apiclients.models import ApiClient, AuditAction, Tenant
+from apiclients.services import audit_record
+from oauth.errors import ClientAuthFailed
+from oauth.request import Credentials
+
+logger = logging.getLogger("oauth")
+
+# What the token path needs, and no more (the description can be 1000 chars).
+_FIELDS = (
+    "id",
+    "tenant_id",
+    "client_id",
+    "name",
+    "secret_digest",
+    "secret_generation",
+    "is_active",
+    "grants",
+    "ip_allowlist",
+    "last_redeemed_at",
+)
+# Printable ASCII, as long as the column: anything else cannot be a client ID
+# and is not worth a query (PostgreSQL refuses NUL bytes outright).
+_CLIENT_ID_RE = re.compile(r"[\x21-\x7e]{1,64}")
+# Compared against when the client does not exist, so that an unknown client
+# costs the same digest work as a wrong secret.
+_DUMMY_DIGEST = secrets.digest(secrets.new_secret())
+
+
+@sensitive_variables()
+def client_authenticate(credentials: Credentials, *, remote_addr: str | None) -> ApiClient:
+    client = _load(credentials.client_id)
+    if client is None:
+        secrets.secret_matches(credentials.secret, _DUMMY_DIGEST)
+        raise ClientAuthFailed(reason="unknown_client", client_id=credentials.client_id)
+    if not client.check_secret(credentials.secret):
+        reason = "wrong_secret"
+    elif not client.is_active:
+        reason = "inactive"
+    elif not ip_allowed(client.ip_allowlist, remote_addr):
+        # Refused as invalid_client rather than a 403: a 403 would tell
+        # whoever holds a stolen secret that it is right and only their
+        # address is wrong. Admins see the reason in the audit log.
+        reason = "ip_not_allowed"
+    else:
+        return client
+    raise ClientAuthFailed(reason=reason, client_id=client.client_id, client=client)
+
+
+def _load(client_id: str) -> ApiClient | None:
+    if not _CLIENT_ID_RE.fullmatch(client_id):
+        return None
+    # A slice, not first(): no ORDER BY on a unique lookup.
+    rows = ApiClient.objects.only(*_FIELDS).filter(client_id=client_id)[:1]
+    return next(iter(rows), None)
+
+
+def ip_allowed(allowlist: list, remote_addr: str | None) -> bool:
+    if not allowlist:
+        return True
+    try:
+        address = ipaddress.ip_address(remote_addr or "")
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in _networks(tuple(allowlist)))
+
+
+@lru_cache(maxsize=1024)
+def _networks(entries: tuple) -> tuple:
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            # Skipped, not allowed: a list of only bad entries lets nobody in.
+            logger.warning("Ignoring an invalid IP restriction entry %r", entry)
+    return tuple(networks)
+
+
+def client_mark_redeemed(client: ApiClient, *, now: datetime) -> bool:
+    """Sets last redeemed, at most once per OAUTH_LAST_REDEEMED_INTERVAL.
+
+    The row was just loaded, so the decision costs nothing; a client that asks
+    for a token on every call (as the seeds advise) costs one UPDATE per
+    interval instead of one per token. The console shows minutes, so a few
+    seconds of lag is invisible."""
+    last = client.last_redeemed_at
+    if last is not None and now - last < timedelta(seconds=settings.OAUTH_LAST_REDEEMED_INTERVAL):
+        return False
+    # update(), not save(): touches one column and leaves "last modified" alone.
+    ApiClient.objects.filter(pk=client.pk).update(last_redeemed_at=now)
+    client.last_redeemed_at = now
+    return True
+
+
+def token_failure_record(
+    *,
+    client: ApiClient | None,
+    client_id: str,
+    reason: str,
+    endpoint: str,
+    source_ip: str | None,
+) -> None:
+    """Audits a refused request in the client's tenant. Unknown clients have
+    no tenant, so they are only logged. Never records the secret."""
+    if client is None:
+        logger.warning(
+            "Refused %s request for unknown client %r from %s",
+            endpoint,
+            client_id[:64],
+            source_ip or "an unknown address",
+        )
+        return
+    audit_record(
+        # Only the key is needed; this avoids loading the tenant.
+        tenant=Tenant(pk=client.tenant_id),
+        action=AuditAction.TOKEN_FAILED,
+        actor=client.client_id,
+        source_ip=source_ip,
+        client=client,
+        details={"reason": reason, "endpoint": endpoint},
+    )

@@ -1,0 +1,227 @@
+"""Access tokens: issuing, verifying, introspecting and revoking.
+
+A token is an ES256 JWT (RFC 9068 profile, `typ: at+jwt`) with the client's
+tenant (`tid`) and secret generation (`sgen`). Verifying it loads the client
+row in one query that also asks whether its jti was revoked, so a reset
+(the generation moves on), a deactivation, a deletion or a revocation cuts the
+token off at once, while the signature spares us any token table.
+"""
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jwt
+from django.conf import settings
+from django.db.models import Exists
+from django.utils import timezone
+
+from apiclients.catalog import normalize_grants
+from apiclients.models import ApiClient
+from oauth import keys
+from oauth.errors import OAuthError
+from oauth.models import RevokedToken
+
+TOKEN_TYPE = "at+jwt"
+_REQUIRED_CLAIMS = ["iss", "sub", "aud", "iat", "exp", "jti", "scope", "tid", "sgen", "client_id"]
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a valid bearer token speaks for, as of now."""
+
+    client_pk: int
+    client_id: str
+    tenant_id: uuid.UUID
+    # The token's scopes that the client still holds: removing a grant in the
+    # console takes effect on tokens already issued.
+    scopes: frozenset[str]
+    claims: dict
+
+
+def issuer() -> str:
+    return settings.BASE_URL
+
+
+def audience() -> str:
+    # The bearer APIs of this deployment. A token is for these APIs only.
+    return settings.BASE_URL + "/v1"
+
+
+def token_scopes(client: ApiClient, requested: str | None) -> list[str]:
+    """The scopes for a new token: the requested subset of the client's
+    grants, or all of them when none is requested (RFC 6749 3.3)."""
+    granted = normalize_grants(client.grants)
+    if requested is None or not requested.strip():
+        return granted
+    wanted = set(requested.split())
+    if not wanted <= set(granted):
+        raise OAuthError("invalid_scope", "The requested scope exceeds the client's grants")
+    return [scope for scope in granted if scope in wanted]
+
+
+def token_issue(*, client: ApiClient, scopes: list[str]) -> IssuedToken:
+    key = keys.signing_key()
+    lifetime = settings.OAUTH_TOKEN_LIFETIME
+    now = int(time.time())
+    scope = " ".join(scopes)
+    claims = {
+        "iss": issuer(),
+        "sub": client.client_id,
+        "aud": audience(),
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": secrets.token_urlsafe(16),
+        "client_id": client.client_id,
+        "scope": scope,
+        "tid": str(client.tenant_id),
+        "sgen": client.secret_generation,
+    }
+    token = jwt.encode(
+        claims,
+        key.private_key,
+        algorithm=keys.ALGORITHM,
+        headers={"kid": key.kid, "typ": TOKEN_TYPE},
+    )
+    return IssuedToken(access_token=token, expires_in=lifetime, scope=scope)
+
+
+def token_decode(token: str) -> dict:
+    """The claims of a token we issued that has not expired; checks the
+    signature, issuer, audience and claim types, not the database."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise InvalidToken("malformed") from None
+    kid = header.get("kid")
+    if header.get("typ") != TOKEN_TYPE or not isinstance(kid, str):
+        raise InvalidToken("not an access token")
+    key = keys.verification_key(kid)
+    if key is None:
+        raise InvalidToken("unknown key")
+    try:
+        claims = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[keys.ALGORITHM],
+            audience=audience(),
+            issuer=issuer(),
+            options={"require": _REQUIRED_CLAIMS},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise InvalidToken(type(exc).__name__) from None
+    if not (
+        isinstance(claims["sub"], str)
+        and claims["client_id"] == claims["sub"]
+        and isinstance(claims["jti"], str)
+        and isinstance(claims["scope"], str)
+        and isinstance(claims["sgen"], int)
+        and isinstance(claims["tid"], str)
+    ):
+        raise InvalidToken("unexpected claims")
+    try:
+        claims["tid"] = uuid.UUID(claims["tid"])
+    except ValueError:
+        raise InvalidToken("unexpected claims") from None
+    return claims
+
+
+def token_principal(token: str) -> Principal:
+    """The principal of a token that is valid right now, or InvalidToken.
+
+    One query: the client must still exist in the token's tenant, be active
+    and be on the secret generation the token was issued under, and the
+    token's jti must not be revoked."""
+    claims = token_decode(token)
+    row = (
+        ApiClient.objects.filter(
+            client_id=claims["sub"],
+            tenant_id=claims["tid"],
+            secret_generation=claims["sgen"],
+            is_active=True,
+        )
+        .annotate(revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
+        .values_list("pk", "grants", "revoked")[:1]
+    )
+    row = next(iter(row), None)
+    if row is None:
+        raise InvalidToken("client reset, deactivated or deleted")
+    pk, grants, revoked = row
+    if revoked:
+        raise InvalidToken("revoked")
+    return Principal(
+        client_pk=pk,
+        client_id=claims["sub"],
+        tenant_id=claims["tid"],
+        scopes=frozenset(claims["scope"].split()) & frozenset(grants),
+        claims=claims,
+    )
+
+
+def token_introspect(*, token: str, tenant_id: uuid.UUID) -> dict:
+    """RFC 7662. A token of another tenant is reported inactive, exactly like
+    a forged one: its existence is none of the caller's business."""
+    try:
+        principal = token_principal(token)
+    except InvalidToken:
+        return {"active": False}
+    if principal.tenant_id != tenant_id:
+        return {"active": False}
+    claims = principal.claims
+    return {
+        "active": True,
+        "scope": " ".join(s for s in claims["scope"].split() if s in principal.scopes),
+        "client_id": claims["client_id"],
+        "token_type": "Bearer",
+        "exp": claims["exp"],
+        "iat": claims["iat"],
+        "sub": claims["sub"],
+        "aud": claims["aud"],
+        "iss": claims["iss"],
+        "jti": claims["jti"],
+        "tid": str(claims["tid"]),
+    }
+
+
+def token_revoke(*, token: str, tenant_id: uuid.UUID) -> bool:
+    """RFC 7009. Invalid, expired and foreign tokens are a silent no-op (the
+    endpoint answers 200 either way). Returns whether a token was revoked."""
+    try:
+        claims = token_decode(token)
+    except InvalidToken:
+        return False
+    if claims["tid"] != tenant_id:
+        return False
+    now = timezone.now()
+    RevokedToken.objects.bulk_create(
+        [
+            RevokedToken(
+                jti=claims["jti"][:64],
+                tenant_id=tenant_id,
+                client_id=claims["client_id"][:64],
+                expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    # Opportunistic pruning: a revoked token that has expired is refused anyway.
+    revoked_tokens_prune(now=now)
+    return True
+
+
+def revoked_tokens_prune(*, now: datetime | None = None) -> int:
+    deleted, _ = RevokedToken.objects.filter(expires_at__lt=now or timezone.now()).delete()
+    return deleted

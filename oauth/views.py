@@ -1,0 +1,184 @@
+"""The OAuth 2.0 endpoints, server metadata and health checks.
+
+Thin on purpose: `oauth.request` parses, `oauth.clients` authenticates,
+`oauth.tokens` issues and verifies. None of these views touch the session or
+request.user, so the session and auth middleware do no work for them.
+"""
+
+import ipaddress
+import logging
+
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+
+from apiclients.catalog import GRANTABLE_APIS
+from apiclients.models import ApiClient
+from oauth import keys
+from oauth.clients import client_authenticate, client_mark_redeemed, token_failure_record
+from oauth.errors import (
+    NO_STORE,
+    ClientAuthFailed,
+    OAuthError,
+    allow_methods,
+    invalid_client,
+    json_errors,
+)
+from oauth.request import Credentials, parse_token_param_request, parse_token_request
+from oauth.tokens import issuer, token_introspect, token_issue, token_revoke, token_scopes
+
+logger = logging.getLogger("oauth")
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+_SENSITIVE = ("client_secret", "client_password", "token")
+
+
+def _remote_addr(request: HttpRequest) -> str | None:
+    # The peer address as the WSGI server reports it (behind a proxy, gunicorn
+    # is told which forwarded header to trust); never a header we parse.
+    addr = request.META.get("REMOTE_ADDR") or ""
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return None
+
+
+def _refused(
+    request: HttpRequest, error: OAuthError, endpoint: str, *, client: ApiClient | None = None
+) -> JsonResponse:
+    """The error response. A refused client is audited once it has been sent,
+    so known and unknown clients are answered equally fast."""
+    if isinstance(error, ClientAuthFailed):
+        client, client_id, reason = error.client, error.client_id, error.reason
+    elif client is not None:
+        client_id, reason = client.client_id, error.error
+    else:
+        return error.response()
+    source_ip = _remote_addr(request)
+    return error.response(
+        then=lambda: token_failure_record(
+            client=client,
+            client_id=client_id,
+            reason=reason,
+            endpoint=endpoint,
+            source_ip=source_ip,
+        )
+    )
+
+
+@sensitive_variables()
+def _authenticate(request: HttpRequest, credentials: Credentials | None):
+    if credentials is None:
+        raise invalid_client("Client authentication is required")
+    return client_authenticate(credentials, remote_addr=_remote_addr(request))
+
+
+@csrf_exempt
+@sensitive_post_parameters(*_SENSITIVE)
+@json_errors
+@allow_methods("POST")
+def token(request: HttpRequest) -> JsonResponse:
+    try:
+        token_request = parse_token_request(request)
+        client = _authenticate(request, token_request.credentials)
+    except OAuthError as exc:
+        return _refused(request, exc, "token")
+    try:
+        scopes = token_scopes(client, token_request.scope)
+    except OAuthError as exc:
+        return _refused(request, exc, "token", client=client)
+    issued = token_issue(client=client, scopes=scopes)
+    client_mark_redeemed(client, now=timezone.now())
+    return JsonResponse(
+        {
+            "access_token": issued.access_token,
+            "token_type": "bearer",
+            "expires_in": issued.expires_in,
+            "scope": issued.scope,
+        },
+        headers=NO_STORE,
+    )
+
+
+@csrf_exempt
+@sensitive_post_parameters(*_SENSITIVE)
+@json_errors
+@allow_methods("POST")
+def introspect(request: HttpRequest) -> JsonResponse:
+    try:
+        credentials, params = parse_token_param_request(request)
+        client = _authenticate(request, credentials)
+    except OAuthError as exc:
+        return _refused(request, exc, "introspect")
+    result = token_introspect(token=params["token"], tenant_id=client.tenant_id)
+    return JsonResponse(result, headers=NO_STORE)
+
+
+@csrf_exempt
+@sensitive_post_parameters(*_SENSITIVE)
+@json_errors
+@allow_methods("POST")
+def revoke(request: HttpRequest) -> JsonResponse:
+    try:
+        credentials, params = parse_token_param_request(request)
+        client = _authenticate(request, credentials)
+    except OAuthError as exc:
+        return _refused(request, exc, "revoke")
+    if token_revoke(token=params["token"], tenant_id=client.tenant_id):
+        logger.info("Client %s revoked a token", client.client_id)
+    # RFC 7009 2.2: 200 whether or not there was anything to revoke.
+    return JsonResponse({}, headers=NO_STORE)
+
+
+_PUBLIC = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}
+
+
+@json_errors
+@allow_methods("GET", "HEAD")
+def jwks(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(keys.jwks(), headers=_PUBLIC)
+
+
+@json_errors
+@allow_methods("GET", "HEAD")
+def metadata(request: HttpRequest) -> JsonResponse:
+    """RFC 8414 server metadata."""
+    base = issuer()
+    return JsonResponse(
+        {
+            "issuer": base,
+            "token_endpoint": base + reverse("oauth:token"),
+            "jwks_uri": base + reverse("oauth:jwks"),
+            "introspection_endpoint": base + reverse("oauth:introspect"),
+            "revocation_endpoint": base + reverse("oauth:revoke"),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+            "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+            "scopes_supported": [scope for api in GRANTABLE_APIS for scope in api.scopes],
+        },
+        headers=_PUBLIC,
+    )
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    # No database, no decorators: this is the framework's ceiling in benchmarks.
+    return JsonResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        logger.exception("Readiness check: the database is unavailable")
+        return JsonResponse(
+            {"status": "unavailable", "database": "unavailable"},
+            status=503,
+            headers={"Cache-Control": "no-store"},
+        )
+    return JsonResponse({"status": "ok", "database": "ok"}, headers={"Cache-Control": "no-store"})
