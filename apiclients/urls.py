@@ -1,3 +1,19 @@
+from django.urls import path
+
+from apiclients import views
+
 app_name = "apiclients"
 
-urlpatterns: list = []
+CLIENTS = "administration/integrations/api-clients/"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(CLIENTS, views.client_list, name="list"),
+    path(f"{CLIENTS}new/", views.client_create, name="create"),
+    path(f"{CLIENTS}<str:client_id>/", views.client_detail, name="detail"),
+    path(f"{CLIENTS}<str:client_id>/edit/", views.client_edit, name="edit"),
+    path(f"{CLIENTS}<str:client_id>/reset-secret/", views.client_reset_secret, name="reset_secret"),
+    path(f"{CLIENTS}<str:client_id>/delete/", views.client_delete, name="delete"),
+    path("administration/audit-log/", views.audit_log, name="audit_log"),
+    path("administration/audit-log/export.csv", views.audit_log_export, name="audit_log_export"),
+]

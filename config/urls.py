@@ -3,4 +3,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("oauth.urls")),
     path("", include("apiclients.urls")),
+    path("accounts/", include("apiclients.auth_urls")),
 ]

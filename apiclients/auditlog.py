@@ -1,0 +1,134 @@
+"""Audit events made readable: for the audit log page and its CSV export."""
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+
+from apiclients.catalog import APIS
+from apiclients.models import AuditEvent
+
+FIELD_LABELS = {
+    "name": "Name",
+    "description": "Description",
+    "grants": "API permissions",
+    "ip_allowlist": "IP restriction",
+    "is_active": "Status",
+    "status": "Status",
+    "reason": "Reason",
+}
+_API_LABELS = {api.key: api.label for api in APIS}
+
+
+def grant_label(grant: str) -> str:
+    api, _, level = grant.partition(":")
+    return f"{_API_LABELS.get(api, api)} {level}".strip()
+
+
+def _grants(grants) -> str:
+    return ", ".join(grant_label(g) for g in grants) or "none"
+
+
+def _ips(ips) -> str:
+    return ", ".join(ips) if ips else "all IP addresses"
+
+
+def value_text(field: str, value) -> str:
+    if field == "grants":
+        return _grants(value)
+    if field == "ip_allowlist":
+        return _ips(value)
+    if field == "is_active":
+        return "Active" if value else "Inactive"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _change(field: str, old, new) -> str:
+    label = FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+    if field == "grants":
+        added = [g for g in new if g not in old]
+        removed = [g for g in old if g not in new]
+        parts = []
+        if added:
+            parts.append("added " + _grants(added))
+        if removed:
+            parts.append("removed " + _grants(removed))
+        return f"{label}: " + ("; ".join(parts) or "unchanged")
+    if field == "description":
+        return f"{label}: “{old}” → “{new}”" if len(old) + len(new) < 120 else f"{label} changed"
+    return f"{label}: “{value_text(field, old)}” → “{value_text(field, new)}”"
+
+
+def describe(event: AuditEvent) -> list[str]:
+    """One readable line per fact in the event's details."""
+    details = event.details or {}
+    lines = []
+    changes = details.get("changes")
+    if isinstance(changes, dict):
+        for field, pair in changes.items():
+            if isinstance(pair, list | tuple) and len(pair) == 2:
+                lines.append(_change(field, *pair))
+            else:
+                lines.append(f"{FIELD_LABELS.get(field, field)}: {value_text(field, pair)}")
+    for key, value in details.items():
+        if key == "changes":
+            continue
+        label = FIELD_LABELS.get(key, key.replace("_", " ").capitalize())
+        lines.append(f"{label}: {value_text(key, value)}")
+    return lines
+
+
+# CSV export. Spreadsheet apps execute cells that start with these characters
+# as formulas (CSV injection), and client names and actors are user-typed.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+CSV_HEADER = [
+    "time",
+    "actor",
+    "action",
+    "action_label",
+    "client_id",
+    "client_name",
+    "source_ip",
+    "details",
+    "details_json",
+]
+
+
+def csv_safe(value) -> str:
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def csv_row(event: AuditEvent) -> list[str]:
+    return [
+        csv_safe(cell)
+        for cell in (
+            event.created_at.isoformat(),
+            event.actor,
+            event.action,
+            event.get_action_display(),
+            event.client_id,
+            event.client_name,
+            event.source_ip or "",
+            "; ".join(describe(event)),
+            json.dumps(event.details, sort_keys=True),
+        )
+    ]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_HEADER)
+    for event in events:
+        yield writer.writerow(csv_row(event))

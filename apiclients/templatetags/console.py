@@ -1,0 +1,37 @@
+from django import template
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html
+
+from apiclients import auditlog
+
+register = template.Library()
+
+
+@register.filter
+def when(value, empty: str = "—"):
+    """A timestamp as <time>, in the site's time zone; `empty` when unset."""
+    if not value:
+        return empty
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        date_format(local, "Y-m-d H:i:s T"),
+        date_format(local, "M j, Y, g:i A"),
+    )
+
+
+@register.filter
+def audit_lines(event) -> list[str]:
+    return auditlog.describe(event)
+
+
+@register.simple_tag(takes_context=True)
+def require(context, *names):
+    """Components call this first: they refuse to render without the
+    variables they need, instead of rendering something half-broken."""
+    missing = [name for name in names if not context.get(name)]
+    if missing:
+        raise template.TemplateSyntaxError(f"{context.template_name} needs: {', '.join(missing)}")
+    return ""
