@@ -1,0 +1,97 @@
+from django.contrib.auth import get_user_model
+
+from apiclients.accounts import user_create
+from apiclients.models import Role
+from apiclients.services import api_client_create, api_client_reset_secret
+from tests.apiclients.helpers import HTMX, LIST_URL, detail_url, text
+
+
+def test_the_drawer_shows_every_detail(alice_client, make_api_client):
+    client, _ = make_api_client(
+        "SOAR playbooks",
+        description="Closes alerts\nand opens cases",
+        grants=["alerts:read", "alerts:write", "audit-log:read"],
+        ip_allowlist=["203.0.113.0/24", "2001:db8::1"],
+    )
+    response = alice_client.get(detail_url(client), headers={**HTMX, "HX-Target": "drawer-slot"})
+    body = text(response)
+    assert response.status_code == 200
+    assert "<html" not in body
+    assert '<aside class="drawer"' in body
+    for label in (
+        "Date created",
+        "Last modified",
+        "Last redeemed",
+        "Client ID",
+        "Description",
+        "API permissions",
+        "IP restriction",
+        "Status",
+        "Created by",
+        "Updated by",
+        "Secret last reset",
+    ):
+        assert f"<dt>{label}</dt>" in body, label
+    assert "SOAR playbooks" in body
+    assert client.client_id in body
+    assert "Closes alerts\nand opens cases" in body
+    assert '<th scope="row">Alerts</th>' in body
+    assert '<th scope="row">Audit Log</th>' in body
+    assert '<th scope="row">Users</th>' not in body  # not granted
+    assert body.count('<span class="tick" title="Write">') == 1
+    assert "203.0.113.0/24" in body and "2001:db8::1" in body
+    assert "<dd>alice</dd>" in body
+    assert body.count("Never") == 2  # last redeemed, secret last reset
+    for action in ("Edit API client", "Reset API secret", "Delete API client"):
+        assert action in body
+    assert f'data-client-id="{client.client_id}"' in body
+    assert f"?client={client.client_id}" in body  # its audit history
+
+
+def test_the_drawer_opened_directly_is_the_list_with_the_drawer(alice_client, make_api_client):
+    client, _ = make_api_client("SOAR playbooks")
+    make_api_client("Another")
+    body = text(alice_client.get(detail_url(client)))
+    assert "<html" in body
+    assert '<aside class="drawer"' in body
+    assert "Another" in body  # the list beside it
+    assert f'href="{LIST_URL}" aria-label="Close details"' in body
+
+
+def test_closing_the_drawer_returns_to_the_list_as_it_was(alice_client, make_api_client):
+    client, _ = make_api_client()
+    came_from = "http://testserver" + LIST_URL + "?q=SIEM&sort=name"
+    body = text(alice_client.get(detail_url(client), headers={**HTMX, "HX-Current-URL": came_from}))
+    assert f'href="{LIST_URL}?q=SIEM&amp;sort=name" aria-label="Close details"' in body
+
+
+def test_a_client_without_grants_or_ip_restriction_says_so(alice_client, make_api_client):
+    client, _ = make_api_client(grants=[])
+    body = text(alice_client.get(detail_url(client), headers=HTMX))
+    assert "No API permissions" in body
+    assert "All IP addresses" in body
+    assert "No description" in body
+
+
+def test_a_deleted_creator_shows_as_a_dash(alice_client, acme):
+    frank, _ = user_create(username="frank", tenant_name="Acme", role=Role.CLOUD_ADMIN)
+    client, _ = api_client_create(tenant=acme, name="Frank's", actor=frank)
+    get_user_model().objects.filter(pk=frank.pk).delete()
+    body = text(alice_client.get(detail_url(client), headers=HTMX))
+    assert body.count("<dd>—</dd>") == 2  # created by, updated by
+
+
+def test_the_drawer_shows_when_the_secret_was_last_reset(alice_client, alice, make_api_client):
+    client, _ = make_api_client()
+    client, _ = api_client_reset_secret(client=client, actor=alice)
+    body = text(alice_client.get(detail_url(client), headers=HTMX))
+    assert f'<time datetime="{client.secret_reset_at.isoformat()}"' in body
+    assert body.count("Never") == 1  # only last redeemed
+
+
+def test_the_drawer_costs_a_fixed_number_of_queries(
+    alice_client, make_api_client, django_assert_max_num_queries
+):
+    client, _ = make_api_client()
+    with django_assert_max_num_queries(5):
+        alice_client.get(detail_url(client), headers=HTMX)
