@@ -13,28 +13,32 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.views.decorators.debug import sensitive_variables
 
 from apiclients import secrets
 from apiclients.models import ApiClient, AuditAction, Tenant
 from apiclients.services import audit_record
 from oauth.errors import ClientAuthFailed
+from oauth.models import RevokedToken
 from oauth.request import Credentials
 
 logger = logging.getLogger("oauth")
 
-# What the token path needs, and no more (the description can be 1000 chars).
-_FIELDS = (
-    "id",
-    "tenant_id",
-    "client_id",
-    "name",
-    "secret_digest",
-    "secret_generation",
-    "is_active",
-    "grants",
-    "ip_allowlist",
-    "last_redeemed_at",
+# What the token and bearer paths need, and no more (the description can be 1000 chars).
+_FIELDS = frozenset(
+    {
+        "id",
+        "tenant_id",
+        "client_id",
+        "name",
+        "secret_digest",
+        "secret_generation",
+        "is_active",
+        "grants",
+        "ip_allowlist",
+        "last_redeemed_at",
+    }
 )
 # Printable ASCII, as long as the column: anything else cannot be a client ID
 # and is not worth a query (PostgreSQL refuses NUL bytes outright).
@@ -46,7 +50,7 @@ _DUMMY_DIGEST = secrets.digest(secrets.new_secret())
 
 @sensitive_variables()
 def client_authenticate(credentials: Credentials, *, remote_addr: str | None) -> ApiClient:
-    client = _load(credentials.client_id)
+    client, _ = client_row(credentials.client_id)
     if client is None:
         secrets.secret_matches(credentials.secret, _DUMMY_DIGEST)
         raise ClientAuthFailed(reason="unknown_client", client_id=credentials.client_id)
@@ -64,12 +68,53 @@ def client_authenticate(credentials: Credentials, *, remote_addr: str | None) ->
     raise ClientAuthFailed(reason=reason, client_id=client.client_id, client=client)
 
 
-def _load(client_id: str) -> ApiClient | None:
+def client_row(client_id: str, *, revoked_jti: str | None = None) -> tuple[ApiClient | None, bool]:
+    """The client with this ID (only the columns above), in one SELECT; with
+    `revoked_jti`, the same SELECT also says whether that token was revoked.
+
+    The SQL is built once per connection from the model's metadata and run on
+    a bare cursor, with Django's own converters applied to the row: on this
+    path, building and compiling the query with the ORM took longer than the
+    database took to answer it (about 0.3 ms against 0.1 ms)."""
     if not _CLIENT_ID_RE.fullmatch(client_id):
-        return None
-    # A slice, not first(): no ORDER BY on a unique lookup.
-    rows = ApiClient.objects.only(*_FIELDS).filter(client_id=client_id)[:1]
-    return next(iter(rows), None)
+        return None, False
+    connection = connections[DEFAULT_DB_ALIAS]
+    sql, attnames, converters = _client_query(connection, revoked_jti is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [client_id] if revoked_jti is None else [revoked_jti, client_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, False
+    values = []
+    # strict=False: the revocation flag, when asked for, is an extra last column.
+    for value, (col, column_converters) in zip(row, converters, strict=False):
+        for convert in column_converters:
+            value = convert(value, col, connection)
+        values.append(value)
+    client = ApiClient.from_db(connection.alias, attnames, values)
+    return client, revoked_jti is not None and bool(row[-1])
+
+
+@lru_cache(maxsize=16)
+def _client_query(connection, with_revocation: bool):
+    # Identifiers come from the models' metadata, quoted; values are parameters.
+    quote = connection.ops.quote_name
+    table = ApiClient._meta.db_table
+    fields = [f for f in ApiClient._meta.concrete_fields if f.attname in _FIELDS]
+    columns = ", ".join(f"{quote(table)}.{quote(f.column)}" for f in fields)
+    if with_revocation:
+        revoked = quote(RevokedToken._meta.db_table)
+        jti = quote(RevokedToken._meta.get_field("jti").column)
+        columns += f", EXISTS (SELECT 1 FROM {revoked} WHERE {revoked}.{jti} = %s)"  # noqa: S608
+    client_id = quote(ApiClient._meta.get_field("client_id").column)
+    sql = f"SELECT {columns} FROM {quote(table)} WHERE {quote(table)}.{client_id} = %s"  # noqa: S608
+    converters = []
+    for field in fields:
+        col = field.get_col(table)
+        converters.append(
+            (col, connection.ops.get_db_converters(col) + col.get_db_converters(connection))
+        )
+    return sql, [f.attname for f in fields], converters
 
 
 def ip_allowed(allowlist: list, remote_addr: str | None) -> bool:
@@ -81,15 +126,15 @@ def ip_allowed(allowlist: list, remote_addr: str | None) -> bool:
         return False
     if address.version == 6 and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return any(address in network for network in _networks(tuple(allowlist)))
+    return any(address in network for network in _networks(tuple(map(str, allowlist))))
 
 
 @lru_cache(maxsize=1024)
-def _networks(entries: tuple) -> tuple:
+def _networks(entries: tuple[str, ...]) -> tuple:
     networks = []
     for entry in entries:
         try:
-            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
         except ValueError:
             # Skipped, not allowed: a list of only bad entries lets nobody in.
             logger.warning("Ignoring an invalid IP restriction entry %r", entry)

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 
 import jwt
 from django.conf import settings
-from django.db.models import Exists
 from django.utils import timezone
 
 from apiclients.catalog import normalize_grants
 from apiclients.models import ApiClient
 from oauth import keys
+from oauth.clients import client_row
 from oauth.errors import OAuthError
 from oauth.models import RevokedToken
 
@@ -146,27 +146,21 @@ def token_principal(token: str) -> Principal:
     and be on the secret generation the token was issued under, and the
     token's jti must not be revoked."""
     claims = token_decode(token)
-    row = (
-        ApiClient.objects.filter(
-            client_id=claims["sub"],
-            tenant_id=claims["tid"],
-            secret_generation=claims["sgen"],
-            is_active=True,
-        )
-        .annotate(revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
-        .values_list("pk", "grants", "revoked")[:1]
-    )
-    row = next(iter(row), None)
-    if row is None:
+    client, revoked = client_row(claims["sub"], revoked_jti=claims["jti"])
+    if (
+        client is None
+        or client.tenant_id != claims["tid"]
+        or client.secret_generation != claims["sgen"]
+        or not client.is_active
+    ):
         raise InvalidToken("client reset, deactivated or deleted")
-    pk, grants, revoked = row
     if revoked:
         raise InvalidToken("revoked")
     return Principal(
-        client_pk=pk,
-        client_id=claims["sub"],
-        tenant_id=claims["tid"],
-        scopes=frozenset(claims["scope"].split()) & frozenset(grants),
+        client_pk=client.pk,
+        client_id=client.client_id,
+        tenant_id=client.tenant_id,
+        scopes=frozenset(claims["scope"].split()) & frozenset(client.grants),
         claims=claims,
     )
 

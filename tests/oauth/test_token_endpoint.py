@@ -269,6 +269,18 @@ def test_the_ip_restriction_lets_listed_addresses_in(client, make_api_client):
     assert refused.status_code == 401
 
 
+def test_an_unparseable_ip_restriction_fails_closed(client, make_api_client):
+    fenced, secret = make_api_client(ip_allowlist=["not-an-address", "10.0.0.300"])
+    response = post(
+        client,
+        "/v1/oauth",
+        "",
+        HTTP_AUTHORIZATION=basic(fenced.client_id, secret),
+        REMOTE_ADDR="10.0.0.1",
+    )
+    assert response.status_code == 401
+
+
 def test_a_client_with_an_empty_ip_restriction_is_reachable_from_anywhere(client, siem):
     api_client, secret = siem
     response = post(
@@ -441,7 +453,7 @@ def test_the_database_being_down_is_a_json_503(client, siem, monkeypatch):
     def broken(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("oauth.clients._load", broken)
+    monkeypatch.setattr("oauth.clients.client_row", broken)
     api_client, secret = siem
     response = post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=basic(api_client.client_id, secret))
     assert response.status_code == 503
