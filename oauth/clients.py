@@ -168,10 +168,13 @@ def token_failure_record(
     """Audits a refused request in the client's tenant. Unknown clients have
     no tenant, so they are only logged. Never records the secret."""
     if client is None:
+        # Someone who swaps the ID and the secret (`curl -u secret:id`) must
+        # not get their secret written to the log.
+        shown = "(a secret, withheld)" if client_id.startswith(secrets.SECRET_PREFIX) else client_id
         logger.warning(
             "Refused %s request for unknown client %r from %s",
             endpoint,
-            client_id[:64],
+            shown[:64],
             source_ip or "an unknown address",
         )
         return

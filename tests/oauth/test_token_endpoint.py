@@ -242,6 +242,8 @@ def test_no_secret_is_ever_logged_audited_or_echoed(client, siem, make_api_clien
     responses = [
         post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=basic(api_client.client_id, secret + "x")),
         post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=basic("key-nobody", secret)),
+        # ID and secret swapped, as people do.
+        post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=basic(secret, api_client.client_id)),
         post(
             client,
             "/v1/oauth",
@@ -252,7 +254,7 @@ def test_no_secret_is_ever_logged_audited_or_echoed(client, siem, make_api_clien
         post(client, f"/v1/oauth?client_secret={secret}", ""),
         post(client, "/v1/oauth", {"client_id": "x", "client_secret": secret}, content_type=JSON),
     ]
-    assert [r.status_code for r in responses] == [401, 401, 400, 400, 400]
+    assert [r.status_code for r in responses] == [401, 401, 401, 400, 400, 400]
     assert all(secret.encode() not in r.content for r in responses)
     assert secret not in caplog.text
     for event in AuditEvent.objects.all():
