@@ -172,9 +172,14 @@ def _back_to_list_url(request: HttpRequest) -> str:
     """The list as the user last saw it (search, sort, page), to close the
     drawer onto."""
     list_path = reverse("apiclients:list")
-    current = request.htmx.current_url_abs_path if request.htmx else None
-    if current and urlsplit(current).path == list_path:
-        return current
+    candidates = (
+        request.GET.get("back"),  # a drawer reloading itself passes its own
+        request.htmx.current_url_abs_path if request.htmx else None,
+    )
+    for url in candidates:
+        # Only ever a link back to the list on this site.
+        if url and not urlsplit(url).netloc and urlsplit(url).path == list_path:
+            return url
     return list_path
 
 
@@ -359,13 +364,15 @@ def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
             "submit_label": "Save",
             "conflict": conflict,
             "conflict_rows": _conflict_rows(form, conflict) if conflict else None,
-            "conflict_by": _username(conflict.updated_by) if conflict else None,
+            "conflict_by": _conflict_author(request, conflict) if conflict else None,
         },
     )
 
 
-def _username(user) -> str:
-    return user.get_username() if user is not None else "someone"
+def _conflict_author(request: HttpRequest, current: ApiClient) -> str:
+    if current.updated_by_id == request.user.pk:
+        return "You (in another window)"
+    return current.updated_by.get_username() if current.updated_by else "Someone else"
 
 
 @never_cache

@@ -157,9 +157,12 @@
       drawer.querySelector("[data-drawer-close]").click();
       return;
     }
+    var close = drawer.querySelector("[data-drawer-close]");
     htmx.ajax("GET", drawer.getAttribute("data-refresh-url"), {
       target: "#drawer-slot",
       swap: "innerHTML",
+      // Keep closing onto the list as the user left it (search, sort, page).
+      values: { back: close.getAttribute("href") },
     });
   });
 

@@ -95,3 +95,16 @@ def test_the_drawer_costs_a_fixed_number_of_queries(
     client, _ = make_api_client()
     with django_assert_max_num_queries(5):
         alice_client.get(detail_url(client), headers=HTMX)
+
+
+def test_a_reloading_drawer_keeps_its_way_back_but_only_to_the_list(alice_client, make_api_client):
+    client, _ = make_api_client()
+    back = LIST_URL + "?sort=name&page=2"
+    body = text(alice_client.get(detail_url(client), {"back": back}, headers=HTMX))
+    assert 'href="/administration/integrations/api-clients/?sort=name&amp;page=2"' in body
+    for elsewhere in (
+        "https://evil.example/administration/integrations/api-clients/",
+        "/accounts/logout/",
+    ):
+        body = text(alice_client.get(detail_url(client), {"back": elsewhere}, headers=HTMX))
+        assert f'href="{LIST_URL}" aria-label="Close details"' in body

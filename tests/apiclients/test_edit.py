@@ -138,3 +138,13 @@ def test_invalid_ip_on_edit_keeps_the_dialog_open(alice_client, make_api_client)
     assert "“300.1.1.1” is not a valid IP address or CIDR range." in text(response)
     client.refresh_from_db()
     assert client.ip_allowlist == []
+
+
+def test_a_conflict_with_your_own_other_window_says_so(alice_client, alice, make_api_client):
+    client, _ = make_api_client("SIEM export")
+    stale = edit_data(client, name="From window one")
+    api_client_update(client=client, actor=alice, name="From window two")
+    body = text(alice_client.post(edit_url(client), stale, headers=HTMX))
+    assert "You (in another window) saved changes to this API client" in body
+    client.refresh_from_db()
+    assert client.name == "From window two"
