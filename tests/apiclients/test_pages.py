@@ -7,8 +7,9 @@ import pytest
 from django.conf import settings
 from django.template import TemplateSyntaxError
 from django.template.loader import render_to_string
+from django.test import Client
 
-from tests.apiclients.helpers import LIST_URL, detail_url, edit_url, text
+from tests.apiclients.helpers import CREATE_URL, LIST_URL, detail_url, edit_url, form_data, text
 from tests.conftest import PASSWORD
 
 TEMPLATES = Path(settings.BASE_DIR) / "templates"
@@ -119,3 +120,25 @@ def test_pages_load_htmx_from_our_own_static_files(alice_client):
     assert re.search(r'<script src="/static/django_htmx/htmx-2[^"]*\.js" defer>', body)
     assert '<script src="/static/js/app.js" defer>' in body
     assert """hx-headers='{"X-CSRFToken": \"""" in body
+
+
+def test_htmx_posts_carry_the_csrf_token_from_the_body(alice):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    page = text(browser.get(LIST_URL))
+    token = re.search(r"""hx-headers='\{"X-CSRFToken": "([^"]+)"\}'""", page).group(1)
+
+    refused = browser.post(CREATE_URL, form_data(name="No token"), headers={"HX-Request": "true"})
+    assert refused.status_code == 403
+    accepted = browser.post(
+        CREATE_URL,
+        form_data(name="With token"),
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+    )
+    assert accepted.status_code == 200
+    assert "API client created" in text(accepted)
+
+
+def test_full_page_forms_carry_their_own_csrf_token(alice_client):
+    body = text(alice_client.get(CREATE_URL))
+    assert 'name="csrfmiddlewaretoken"' in body
