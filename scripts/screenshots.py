@@ -1,0 +1,199 @@
+"""Screenshots of the console as an admin and as an auditor, for looking at.
+
+    .venv/bin/python scripts/screenshots.py [--out screenshots] [--width 1400]
+
+Seeds a throw-away SQLite database with demo clients, serves it with gunicorn
+on a free port and drives Debian's Chromium through the pages. PNGs land in
+--out (git-ignored).
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PASSWORD = "screenshots-only-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed():
+    import datetime as dt
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from apiclients.accounts import user_create
+    from apiclients.models import ApiClient, Role
+    from apiclients.services import api_client_create, api_client_reset_secret, api_client_update
+
+    call_command("migrate", verbosity=0)
+    alice, _ = user_create(
+        username="alice", tenant_name="Acme", role=Role.CLOUD_ADMIN, password=PASSWORD
+    )
+    user_create(username="bob", tenant_name="Acme", role=Role.AUDITOR, password=PASSWORD)
+    tenant = alice.membership.tenant
+    demo = [
+        (
+            "Splunk SIEM export",
+            "Nightly pull of alerts and the audit log.",
+            ["alerts:read", "audit-log:read"],
+            [],
+        ),
+        (
+            "SOAR playbooks",
+            "Cortex XSOAR: closes alerts and updates cases.",
+            ["alerts:read", "alerts:write", "cases:read", "cases:write"],
+            ["203.0.113.0/24", "2001:db8::/48"],
+        ),
+        (
+            "HR offboarding sync",
+            "Workday departures to watchlists.",
+            ["users:read", "watchlists:read", "watchlists:write"],
+            [],
+        ),
+        ("Backup verification script", "", ["devices:read"], ["198.51.100.7"]),
+        ("Legacy reporting (to retire)", "Old Python 2 cron job.", ["users:read"], []),
+    ]
+    now = timezone.now()
+    for i, (name, description, grants, ips) in enumerate(demo):
+        client, _ = api_client_create(
+            tenant=tenant,
+            name=name,
+            description=description,
+            grants=grants,
+            ip_allowlist=ips,
+            actor=alice,
+            source_ip="192.0.2.10",
+        )
+        if i < 3:
+            ApiClient.objects.filter(pk=client.pk).update(
+                last_redeemed_at=now - dt.timedelta(hours=5 * i + 1)
+            )
+    legacy = ApiClient.objects.get(name__startswith="Legacy")
+    api_client_update(client=legacy, actor=alice, is_active=False)
+    api_client_reset_secret(client=ApiClient.objects.get(name="SOAR playbooks"), actor=alice)
+    for n in range(30):
+        api_client_create(
+            tenant=tenant, name=f"Integration {n:02d}", grants=["alerts:read"], actor=alice
+        )
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "screenshots"))
+    ap.add_argument("--width", type=int, default=1400)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    db = Path(tempfile.mkdtemp()) / "shots.sqlite3"
+    os.environ.update(DATABASE_URL=f"sqlite:///{db}", BASE_URL=base)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    seed()
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, check=True
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310
+                break
+            except OSError:
+                time.sleep(0.1)
+        shoot(base, out, args.width)
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"Screenshots in {out}")
+
+
+def shoot(base: str, out: Path, width: int):
+    from playwright.sync_api import sync_playwright
+
+    lst = "/administration/integrations/api-clients/"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        for user in ("alice", "bob"):
+            ctx = browser.new_context(base_url=base, viewport={"width": width, "height": 900})
+            page = ctx.new_page()
+            page.goto("/accounts/login/")
+            if user == "alice":
+                page.screenshot(path=out / "login.png")
+            page.get_by_label("Username").fill(user)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"**{lst}")
+            page.screenshot(path=out / f"{user}-list.png")
+            page.goto(lst + "?q=SOAR")
+            page.get_by_role("link", name="SOAR playbooks").click()
+            page.locator(".drawer").wait_for()
+            page.wait_for_timeout(500)  # let the slide-in finish
+            page.screenshot(path=out / f"{user}-drawer.png")
+            page.goto("/administration/audit-log/")
+            page.screenshot(path=out / f"{user}-audit-log.png")
+            if user == "alice":
+                page.goto(lst)
+                page.get_by_role("link", name="Create new API client").first.click()
+                dialog = page.locator("dialog[open]")
+                dialog.get_by_label("Client name").fill("Splunk SIEM export")
+                dialog.get_by_label("Alerts read").check()
+                page.screenshot(path=out / "alice-create.png")
+                dialog.get_by_role("button", name="Save").click()
+                dialog.locator(".field__error, .errorlist").first.wait_for()
+                page.screenshot(path=out / "alice-create-error.png")
+                dialog.get_by_label("Client name").fill("Splunk SIEM export (EU)")
+                dialog.get_by_role("button", name="Save").click()
+                dialog.get_by_text("This is the only time").wait_for()
+                page.screenshot(path=out / "alice-reveal.png")
+            else:
+                page.goto(lst + "new/")
+                page.screenshot(path=out / "bob-403.png")
+            ctx.close()
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The console's real flows in Chromium, as an admin and as an auditor."""
+
+import re
+
+from playwright.sync_api import expect
+
+from apiclients.models import ApiClient
+
+LIST = "/administration/integrations/api-clients/"
+
+
+def _row(page, name):
+    return page.locator("tbody tr", has=page.get_by_role("link", name=name, exact=True))
+
+
+def _open_action(page, name, action):
+    row = _row(page, name)
+    row.locator("summary").click()
+    row.get_by_role("link", name=action).click()
+
+
+def _reveal_values(dialog):
+    return (
+        dialog.get_by_label("Client ID").input_value(),
+        dialog.get_by_label("Secret", exact=True).input_value(),
+    )
+
+
+def test_admin_creates_copies_edits_resets_and_deletes_a_client(page, sign_in, alice):
+    sign_in("alice")
+    # A marker that a full page load would wipe: the flow must stay in place.
+    page.evaluate("window.__stayedOnPage = true")
+
+    page.get_by_role("link", name="Create new API client").first.click()
+    dialog = page.locator("dialog[open]")
+    expect(dialog.get_by_role("heading", name="Create new API client")).to_be_visible()
+    dialog.get_by_label("Client name").fill("Splunk SIEM export")
+    dialog.get_by_label("Description").fill("Nightly pull of alerts")
+    dialog.get_by_label("Alerts read").check()
+    dialog.get_by_label("Users read").check()
+    dialog.get_by_role("button", name="Save").click()
+
+    # The one-time reveal.
+    expect(dialog.get_by_text("This is the only time the secret is displayed")).to_be_visible()
+    client_id, secret = _reveal_values(dialog)
+    assert client_id.startswith("key-") and secret.startswith("acsec_")
+    assert dialog.get_by_label("Base URL").input_value() == page.evaluate("location.origin")
+    saved = ApiClient.objects.get(client_id=client_id)
+    assert saved.check_secret(secret)
+    assert saved.grants == ["alerts:read", "users:read"]
+
+    copy_secret = dialog.get_by_title("Copy secret")
+    copy_secret.click()
+    expect(copy_secret).to_have_text(re.compile("Copied"))
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+
+    dialog.get_by_role("button", name="Done").click()
+    expect(page.locator("dialog[open]")).to_have_count(0)
+    expect(_row(page, "Splunk SIEM export")).to_be_visible()
+    assert page.evaluate("window.__stayedOnPage") is True
+    # Once closed, the secret is nowhere on the page.
+    assert secret not in page.content()
+
+    # Details drawer, with its own URL.
+    _row(page, "Splunk SIEM export").get_by_role("link", name="Details").click()
+    drawer = page.locator(".drawer")
+    expect(drawer.get_by_text(client_id)).to_be_visible()
+    expect(drawer.get_by_text("Nightly pull of alerts")).to_be_visible()
+    expect(drawer.get_by_role("rowheader", name="Alerts")).to_be_visible()
+    assert page.url.endswith(f"{LIST}{client_id}/")
+
+    # Edit the name from the drawer.
+    drawer.get_by_role("link", name="Edit API client").click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_label("Client name").fill("Splunk SIEM export (EU)")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("dialog[open]")).to_have_count(0)
+    expect(_row(page, "Splunk SIEM export (EU)")).to_be_visible()
+    saved.refresh_from_db()
+    assert saved.name == "Splunk SIEM export (EU)"
+
+    # Reset the secret: same client ID, a new secret, the old one dead.
+    _open_action(page, "Splunk SIEM export (EU)", "Reset API secret")
+    dialog = page.locator("dialog[open]")
+    expect(dialog.get_by_text("lose authentication")).to_be_visible()
+    dialog.get_by_role("button", name="Reset secret").click()
+    expect(dialog.get_by_text("This is the only time")).to_be_visible()
+    new_client_id, new_secret = _reveal_values(dialog)
+    assert new_client_id == client_id
+    assert new_secret != secret
+    saved.refresh_from_db()
+    assert saved.check_secret(new_secret) and not saved.check_secret(secret)
+    dialog.get_by_role("button", name="Done").click()
+    expect(page.locator("dialog[open]")).to_have_count(0)
+
+    # Delete.
+    _open_action(page, "Splunk SIEM export (EU)", "Delete API client")
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_role("button", name="Delete").click()
+    expect(_row(page, "Splunk SIEM export (EU)")).to_have_count(0)
+    assert not ApiClient.objects.filter(client_id=client_id).exists()
+    assert page.evaluate("window.__stayedOnPage") is True
+
+
+def test_a_form_error_keeps_what_the_admin_typed(page, sign_in, make_api_client):
+    make_api_client("SOAR playbooks")
+    sign_in("alice")
+    page.get_by_role("link", name="Create new API client").first.click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_label("Client name").fill("soar PLAYBOOKS")
+    dialog.get_by_label("Description").fill("Cortex XSOAR")
+    dialog.get_by_label("Cases write").check()
+    dialog.get_by_label("Restrict access by IP address").check()
+    dialog.get_by_label("Allowed IP addresses").fill("203.0.113.7\nnot-an-ip")
+    dialog.get_by_role("button", name="Save").click()
+
+    expect(dialog.get_by_text(re.compile("already", re.I))).to_be_visible()
+    expect(dialog.get_by_text(re.compile("not-an-ip.* is not a valid IP"))).to_be_visible()
+    expect(dialog.get_by_label("Allowed IP addresses")).to_have_value("203.0.113.7\nnot-an-ip")
+    expect(dialog.get_by_label("Client name")).to_have_value("soar PLAYBOOKS")
+    expect(dialog.get_by_label("Description")).to_have_value("Cortex XSOAR")
+    expect(dialog.get_by_label("Cases write")).to_be_checked()
+    assert ApiClient.objects.count() == 1
+
+
+def test_the_drawer_opens_from_its_own_url(page, sign_in, make_api_client):
+    client, _ = make_api_client("Backup verification script", description="Checks backups")
+    sign_in("alice")
+    page.goto(f"{LIST}{client.client_id}/")
+    drawer = page.locator(".drawer")
+    expect(drawer.get_by_text("Checks backups")).to_be_visible()
+    expect(drawer.get_by_text(client.client_id)).to_be_visible()
+    expect(_row(page, "Backup verification script")).to_be_visible()
+
+
+def test_auditor_sees_everything_but_no_mutating_controls(page, sign_in, bob, make_api_client):
+    client, _ = make_api_client("HR offboarding sync")
+    sign_in("bob")
+    row = _row(page, "HR offboarding sync")
+    expect(row).to_be_visible()
+    expect(page.get_by_text("Create new API client")).to_have_count(0)
+    expect(row.locator("summary")).to_have_count(0)
+
+    row.get_by_role("link", name="Details").click()
+    drawer = page.locator(".drawer")
+    expect(drawer.get_by_text(client.client_id)).to_be_visible()
+    for action in ("Edit API client", "Reset API secret", "Delete API client"):
+        expect(page.get_by_text(action)).to_have_count(0)
+
+    # Typing the URL of a dialog gets the role page, not the dialog.
+    response = page.goto(f"{LIST}{client.client_id}/reset-secret/")
+    assert response.status == 403
+    expect(page.get_by_text("You need the Customer Cloud Admin role")).to_be_visible()
