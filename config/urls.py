@@ -5,3 +5,6 @@ urlpatterns = [
     path("", include("apiclients.urls")),
     path("accounts/", include("apiclients.auth_urls")),
 ]
+
+handler404 = "config.views.not_found"
+handler500 = "config.views.server_error"
