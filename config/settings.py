@@ -89,6 +89,13 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 
+# Failed sign-ins allowed per window (apiclients.signin), per username and
+# source address, per source address, and per username from anywhere.
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+LOGIN_FAILURES_PER_USER_AND_IP = env.int("LOGIN_FAILURES_PER_USER_AND_IP", default=5)
+LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=30)
+LOGIN_FAILURES_PER_USER = env.int("LOGIN_FAILURES_PER_USER", default=50)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "apiclients:list"
 LOGOUT_REDIRECT_URL = "login"
