@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -48,8 +49,15 @@ class ApiClient(models.Model):
     description = models.TextField(max_length=1000, blank=True)
     client_id = models.CharField(max_length=64, unique=True, editable=False)
     secret_digest = models.CharField(max_length=64, editable=False)
-    # Bumped on every reset; tokens carry it, so a reset cuts them off at once.
+    # Bumped on every reset or rotation; tokens carry it, so a reset cuts them
+    # off at once.
     secret_generation = models.PositiveIntegerField(default=1, editable=False)
+    # During a rotation with overlap, the secret before the current one (whose
+    # generation is secret_generation - 1) keeps working until this time.
+    previous_secret_digest = models.CharField(max_length=64, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Optional: the client gets no tokens from this moment on.
+    expires_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     # Grants such as "alerts:read" (see catalog); they are the OAuth scopes.
     grants = models.JSONField(default=list, blank=True)
@@ -95,11 +103,49 @@ class ApiClient(models.Model):
     def check_secret(self, secret: str) -> bool:
         return secrets.secret_matches(secret, self.secret_digest)
 
+    def previous_secret_live(self, now: datetime) -> bool:
+        return bool(
+            self.previous_secret_digest
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > now
+        )
+
+    def check_previous_secret(self, secret: str, now: datetime) -> bool:
+        return self.previous_secret_live(now) and secrets.secret_matches(
+            secret, self.previous_secret_digest
+        )
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def secret_changed_at(self) -> datetime:
+        return self.secret_reset_at or self.created_at
+
+
+class TokenDailyCount(models.Model):
+    """Tokens issued per client per day (UTC), for the hygiene chart. Written
+    in batches from a cache counter, never once per token (oauth.clients)."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="daily_counts")
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("client", "day", name="tokendailycount_client_day_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.day}: {self.count}"
+
 
 class AuditAction(models.TextChoices):
     CREATED = "client.created", "Created"
     EDITED = "client.edited", "Edited"
     SECRET_RESET = "client.secret_reset", "Secret reset"
+    SECRET_ROTATED = "client.secret_rotated", "Secret rotated"
+    PREVIOUS_SECRET_REVOKED = "client.previous_secret_revoked", "Old secret revoked"
     ACTIVATED = "client.activated", "Activated"
     DEACTIVATED = "client.deactivated", "Deactivated"
     DELETED = "client.deleted", "Deleted"

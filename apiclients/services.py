@@ -5,6 +5,8 @@ Functions that mint a secret return it; it is the only copy that will ever
 exist in clear, and the caller shows it once.
 """
 
+from datetime import datetime, timedelta
+
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -66,6 +68,7 @@ def api_client_create(
     grants: list[str] = (),
     ip_allowlist: list[str] = (),
     is_active: bool = True,
+    expires_at: datetime | None = None,
     actor,
     source_ip: str | None = None,
 ) -> tuple[ApiClient, str]:
@@ -78,6 +81,7 @@ def api_client_create(
         grants=normalize_grants(grants),
         ip_allowlist=list(ip_allowlist),
         is_active=is_active,
+        expires_at=expires_at,
         created_by=actor,
         updated_by=actor,
     )
@@ -95,6 +99,7 @@ def api_client_create(
                     "grants": client.grants,
                     "ip_allowlist": client.ip_allowlist,
                     "status": client.status_label,
+                    **({"expires_at": expires_at.isoformat()} if expires_at else {}),
                 },
             )
     except IntegrityError as exc:
@@ -105,7 +110,7 @@ def api_client_create(
     return client, secret
 
 
-_EDITABLE = ("name", "description", "grants", "ip_allowlist", "is_active")
+_EDITABLE = ("name", "description", "grants", "ip_allowlist", "is_active", "expires_at")
 
 
 def api_client_update(
@@ -117,7 +122,8 @@ def api_client_update(
     **changes,
 ) -> ApiClient:
     """Apply `changes` (any of name, description, grants, ip_allowlist,
-    is_active). With `expected_version`, refuses to overwrite a newer save."""
+    is_active, expires_at). With `expected_version`, refuses to overwrite a
+    newer save."""
     unknown = set(changes) - set(_EDITABLE)
     if unknown:
         raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
@@ -136,7 +142,7 @@ def api_client_update(
             if expected_version is not None and current.version != expected_version:
                 raise EditConflict(current)
             diff = {
-                field: [getattr(current, field), value]
+                field: [_jsonable(getattr(current, field)), _jsonable(value)]
                 for field, value in changes.items()
                 if getattr(current, field) != value
             }
@@ -174,19 +180,34 @@ def api_client_update(
     return current
 
 
+def _jsonable(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _new_secret_locked(client: ApiClient, actor) -> tuple[ApiClient, str, str]:
+    """Inside a transaction: lock the row and give it a new secret and
+    generation. Returns the locked row, the new secret and the old digest."""
+    secret = secrets.new_secret()
+    current = ApiClient.objects.select_for_update().get(pk=client.pk)
+    old_digest = current.secret_digest
+    current.set_secret(secret)
+    current.secret_generation = F("secret_generation") + 1
+    current.secret_reset_at = timezone.now()
+    current.updated_by = actor
+    current.version = F("version") + 1
+    return current, secret, old_digest
+
+
 def api_client_reset_secret(
     *, client: ApiClient, actor, source_ip: str | None = None
 ) -> tuple[ApiClient, str]:
-    """New secret; the old one and every token issued with it stop working
-    as soon as this commits (tokens carry the secret generation)."""
-    secret = secrets.new_secret()
+    """New secret; the old one (and a rotated-out one still in its overlap)
+    and every token issued with them stop working as soon as this commits
+    (tokens carry the secret generation)."""
     with transaction.atomic():
-        current = ApiClient.objects.select_for_update().get(pk=client.pk)
-        current.set_secret(secret)
-        current.secret_generation = F("secret_generation") + 1
-        current.secret_reset_at = timezone.now()
-        current.updated_by = actor
-        current.version = F("version") + 1
+        current, secret, _ = _new_secret_locked(client, actor)
+        current.previous_secret_digest = ""
+        current.previous_secret_expires_at = None
         current.save()
         current.refresh_from_db()
         audit_record(
@@ -197,6 +218,61 @@ def api_client_reset_secret(
             client=current,
         )
     return current, secret
+
+
+def api_client_rotate_secret(
+    *, client: ApiClient, grace: timedelta, actor, source_ip: str | None = None
+) -> tuple[ApiClient, str]:
+    """New secret, while the current one keeps working for `grace` so the
+    integration can switch without downtime. At most two secrets are live: a
+    secret still in the overlap of an earlier rotation stops now."""
+    if grace <= timedelta(0):
+        raise ValueError("The overlap must be positive")
+    with transaction.atomic():
+        current, secret, old_digest = _new_secret_locked(client, actor)
+        now = timezone.now()
+        dropped = current.previous_secret_live(now)
+        current.previous_secret_digest = old_digest
+        current.previous_secret_expires_at = now + grace
+        current.save()
+        current.refresh_from_db()
+        audit_record(
+            tenant=current.tenant,
+            action=AuditAction.SECRET_ROTATED,
+            actor=_actor_label(actor),
+            source_ip=source_ip,
+            client=current,
+            details={
+                "old_secret_expires_at": current.previous_secret_expires_at.isoformat(),
+                "overlap_seconds": int(grace.total_seconds()),
+                **({"earlier_old_secret_revoked": True} if dropped else {}),
+            },
+        )
+    return current, secret
+
+
+def api_client_revoke_previous_secret(
+    *, client: ApiClient, actor, source_ip: str | None = None
+) -> ApiClient:
+    """Ends a rotation's overlap now: the old secret and its tokens stop."""
+    with transaction.atomic():
+        current = ApiClient.objects.select_for_update().get(pk=client.pk)
+        if not current.previous_secret_live(timezone.now()):
+            return current
+        current.previous_secret_digest = ""
+        current.previous_secret_expires_at = None
+        current.updated_by = actor
+        current.version = F("version") + 1
+        current.save()
+        current.refresh_from_db()
+        audit_record(
+            tenant=current.tenant,
+            action=AuditAction.PREVIOUS_SECRET_REVOKED,
+            actor=_actor_label(actor),
+            source_ip=source_ip,
+            client=current,
+        )
+    return current
 
 
 def api_client_delete(*, client: ApiClient, actor, source_ip: str | None = None) -> None:

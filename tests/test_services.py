@@ -1,6 +1,10 @@
-import pytest
+from datetime import timedelta
 
-from apiclients.models import ApiClient, AuditAction, AuditEvent
+import pytest
+from django.utils import timezone
+
+from apiclients import usage
+from apiclients.models import ApiClient, AuditAction, AuditEvent, TokenDailyCount
 from apiclients.secrets import SECRET_PREFIX, digest
 from apiclients.services import (
     EditConflict,
@@ -8,6 +12,8 @@ from apiclients.services import (
     api_client_create,
     api_client_delete,
     api_client_reset_secret,
+    api_client_revoke_previous_secret,
+    api_client_rotate_secret,
     api_client_update,
 )
 
@@ -92,3 +98,76 @@ def test_unknown_grants_are_dropped(alice):
         grants=["audit-log:write", "oauth:read", "alerts:write", "alerts:read"],
     )
     assert client.grants == ["alerts:read", "alerts:write"]
+
+
+def test_rotation_keeps_the_old_secret_working_until_the_overlap_ends(make_api_client, alice):
+    client, old = make_api_client()
+    rotated, new = api_client_rotate_secret(client=client, grace=timedelta(hours=24), actor=alice)
+    now = timezone.now()
+    assert rotated.client_id == client.client_id and new != old
+    assert rotated.check_secret(new) and not rotated.check_secret(old)
+    assert rotated.check_previous_secret(old, now)
+    assert not rotated.check_previous_secret(new, now)
+    assert not rotated.check_previous_secret(old, now + timedelta(hours=24, seconds=1))
+    event = AuditEvent.objects.get(action=AuditAction.SECRET_ROTATED)
+    assert event.details["overlap_seconds"] == 86400
+
+
+def test_at_most_two_secrets_are_live(make_api_client, alice):
+    client, first = make_api_client()
+    client, second = api_client_rotate_secret(client=client, grace=timedelta(days=7), actor=alice)
+    client, third = api_client_rotate_secret(client=client, grace=timedelta(days=7), actor=alice)
+    now = timezone.now()
+    assert client.check_secret(third)
+    assert client.check_previous_secret(second, now)
+    assert not client.check_previous_secret(first, now) and not client.check_secret(first)
+    latest = AuditEvent.objects.filter(action=AuditAction.SECRET_ROTATED).first()
+    assert latest.details["earlier_old_secret_revoked"] is True
+
+
+def test_revoking_the_old_secret_ends_the_overlap_now(make_api_client, alice):
+    client, old = make_api_client()
+    client, _ = api_client_rotate_secret(client=client, grace=timedelta(days=7), actor=alice)
+    client = api_client_revoke_previous_secret(client=client, actor=alice)
+    assert not client.check_previous_secret(old, timezone.now())
+    assert AuditEvent.objects.filter(action=AuditAction.PREVIOUS_SECRET_REVOKED).count() == 1
+    # Nothing left to revoke: no second event.
+    api_client_revoke_previous_secret(client=client, actor=alice)
+    assert AuditEvent.objects.filter(action=AuditAction.PREVIOUS_SECRET_REVOKED).count() == 1
+
+
+def test_a_reset_during_an_overlap_stops_both_old_secrets(make_api_client, alice):
+    client, first = make_api_client()
+    client, second = api_client_rotate_secret(client=client, grace=timedelta(days=7), actor=alice)
+    client, third = api_client_reset_secret(client=client, actor=alice)
+    now = timezone.now()
+    assert client.check_secret(third)
+    assert not client.check_previous_secret(second, now)
+    assert not client.check_previous_secret(first, now)
+
+
+def test_an_expiry_date_is_recorded_and_audited(make_api_client, alice):
+    when = timezone.now() + timedelta(days=10)
+    client, _ = make_api_client(expires_at=when)
+    assert not client.is_expired(timezone.now())
+    assert client.is_expired(when)
+    api_client_update(client=client, actor=alice, expires_at=None)
+    edited = AuditEvent.objects.get(action=AuditAction.EDITED)
+    assert edited.details["changes"]["expires_at"] == [when.isoformat(), None]
+
+
+def test_token_counts_reach_the_database_in_batches(make_api_client):
+    client, _ = make_api_client()
+    now = timezone.now()
+    for _ in range(5):
+        usage.token_counted(client.pk, now)
+    assert not TokenDailyCount.objects.exists()
+    assert usage.daily_counts(client, now.date())[-1] == (now.date(), 5)
+    usage.counts_flush(client.pk, now)
+    usage.token_counted(client.pk, now)
+    assert TokenDailyCount.objects.get(client=client, day=now.date()).count == 5
+    assert usage.daily_counts(client, now.date())[-1] == (now.date(), 6)
+    usage.counts_flush(client.pk, now)
+    assert TokenDailyCount.objects.get(client=client, day=now.date()).count == 6
+    series = usage.daily_counts(client, now.date())
+    assert len(series) == 30 and sum(n for _, n in series) == 6
