@@ -18,12 +18,14 @@ MANAGE_ROLES = frozenset({Role.CLOUD_ADMIN})
 
 
 def membership_of(user) -> Membership | None:
+    """The user's membership with its tenant, in one query per request."""
     if not user.is_authenticated:
         return None
-    try:
-        return user.membership
-    except Membership.DoesNotExist:
-        return None
+    if not hasattr(user, "_console_membership"):
+        user._console_membership = (
+            Membership.objects.select_related("tenant").filter(user=user).first()
+        )
+    return user._console_membership
 
 
 def can_read(user) -> bool:
@@ -57,7 +59,7 @@ def _gate(predicate, *, needs_admin: bool):
                 return redirect_to_login(request.get_full_path())
             if not predicate(request.user):
                 return _forbidden(request, needs_admin=needs_admin)
-            membership = request.user.membership
+            membership = membership_of(request.user)
             request.tenant = membership.tenant
             request.can_manage = membership.role in MANAGE_ROLES
             return view(request, *args, **kwargs)
