@@ -3,8 +3,10 @@
 
 import ipaddress
 import re
+from datetime import date, datetime, time, timedelta
 
 from django import forms
+from django.utils import timezone
 
 from apiclients import services
 from apiclients.catalog import GRANTABLE_APIS, permission_rows
@@ -26,6 +28,21 @@ GRANT_CHOICES = [
 ]
 
 _SEPARATORS = re.compile(r"[\s,;]+")
+
+# "Expires on 31 March" means it works through 31 March and stops at midnight
+# that ends it, in the console's time zone.
+
+
+def expires_at_for(day: date | None) -> datetime | None:
+    if day is None:
+        return None
+    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+
+
+def expires_on_date(expires_at: datetime | None) -> date | None:
+    if expires_at is None:
+        return None
+    return (timezone.localtime(expires_at) - timedelta(microseconds=1)).date()
 
 
 def parse_ip_allowlist(text: str) -> list[str]:
@@ -139,6 +156,13 @@ class ApiClientForm(forms.Form):
     status = forms.ChoiceField(
         label="Status", choices=STATUS_CHOICES, initial="active", widget=forms.RadioSelect
     )
+    expires_on = forms.DateField(
+        label="Expires",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date", "class": "input input--date"}),
+        help_text="Optional. From this date on the client gets no tokens.",
+        error_messages={"invalid": "Enter a date such as 2027-03-31."},
+    )
 
     def __init__(self, *args, tenant: Tenant, instance: ApiClient | None = None, **kwargs):
         self.tenant = tenant
@@ -154,6 +178,7 @@ class ApiClientForm(forms.Form):
             "ip_mode": IP_RESTRICTED if client.ip_allowlist else IP_ALL,
             "ip_allowlist": "\n".join(client.ip_allowlist),
             "status": "active" if client.is_active else "inactive",
+            "expires_on": expires_on_date(client.expires_at),
             "version": client.version,
         }
 
@@ -188,6 +213,21 @@ class ApiClientForm(forms.Form):
             cleaned["ip_list"] = []
         return cleaned
 
+    def clean_expires_on(self) -> date | None:
+        day = self.cleaned_data["expires_on"]
+        if day is None:
+            return None
+        unchanged = self.instance is not None and day == expires_on_date(self.instance.expires_at)
+        if not unchanged and day <= timezone.localdate():
+            raise forms.ValidationError(
+                "Choose a date after today, or leave it empty for no expiry. "
+                "To stop a client now, set its status to Inactive.",
+                code="past",
+            )
+        if day.year > 9000:
+            raise forms.ValidationError("Choose a date before the year 9000.", code="far")
+        return day
+
     def add_name_taken_error(self) -> None:
         """For the race the form check cannot see (services.NameTaken)."""
         name = self.cleaned_data.get("name", "")
@@ -201,6 +241,7 @@ class ApiClientForm(forms.Form):
             "grants": data["grants"],
             "ip_allowlist": data["ip_list"],
             "is_active": data["status"] == "active",
+            "expires_at": expires_at_for(data.get("expires_on")),
         }
 
     # Template helpers: the permission matrix and the radio groups are laid
@@ -223,6 +264,24 @@ class EditApiClientForm(ApiClientForm):
     # The version the editor started from: a save by someone else in between
     # is a conflict, never a silent overwrite.
     version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+OVERLAP_CHOICES = [("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days")]
+OVERLAPS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+
+
+class RotateSecretForm(forms.Form):
+    overlap = forms.ChoiceField(
+        label="Keep the old secret working for",
+        choices=OVERLAP_CHOICES,
+        initial="24h",
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose how long the old secret keeps working."},
+    )
+
+    @property
+    def grace(self) -> timedelta:
+        return OVERLAPS[self.cleaned_data["overlap"]]
 
 
 ACTION_CHOICES = [("", "All actions"), *AuditAction.choices]

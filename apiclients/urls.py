@@ -13,6 +13,16 @@ urlpatterns = [
     path(f"{CLIENTS}<str:client_id>/", views.client_detail, name="detail"),
     path(f"{CLIENTS}<str:client_id>/edit/", views.client_edit, name="edit"),
     path(f"{CLIENTS}<str:client_id>/reset-secret/", views.client_reset_secret, name="reset_secret"),
+    path(
+        f"{CLIENTS}<str:client_id>/rotate-secret/",
+        views.client_rotate_secret,
+        name="rotate_secret",
+    ),
+    path(
+        f"{CLIENTS}<str:client_id>/revoke-old-secret/",
+        views.client_revoke_old_secret,
+        name="revoke_old_secret",
+    ),
     path(f"{CLIENTS}<str:client_id>/delete/", views.client_delete, name="delete"),
     path("administration/audit-log/", views.audit_log, name="audit_log"),
     path("administration/audit-log/export.csv", views.audit_log_export, name="audit_log_export"),

@@ -26,12 +26,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
-from apiclients import auditlog, services
+from apiclients import auditlog, charts, hygiene, services, usage
 from apiclients.catalog import permission_rows
 from apiclients.forms import (
     ApiClientForm,
     AuditLogFilterForm,
     EditApiClientForm,
+    RotateSecretForm,
 )
 from apiclients.models import ApiClient, AuditEvent
 from apiclients.roles import console_admin, console_reader, source_ip
@@ -54,7 +55,19 @@ SORTS = {
 DEFAULT_SORT = "-created"
 SORT_LABELS = {"name": "name", "created": "date created", "last_redeemed": "last redeemed"}
 # Only what a row shows: touching any other field would cost a query per row.
-LIST_FIELDS = ("name", "is_active", "created_at", "updated_at", "last_redeemed_at", "client_id")
+LIST_FIELDS = (
+    "name",
+    "is_active",
+    "created_at",
+    "updated_at",
+    "last_redeemed_at",
+    "client_id",
+    # for the hygiene badges
+    "expires_at",
+    "secret_reset_at",
+    "previous_secret_digest",
+    "previous_secret_expires_at",
+)
 
 
 def _htmx(request: HttpRequest) -> bool:
@@ -74,10 +87,14 @@ def _client_or_404(request: HttpRequest, client_id: str, *related: str) -> ApiCl
 # -- list -------------------------------------------------------------------
 
 
-def _list_url(*, q: str = "", sort: str = DEFAULT_SORT, page: int | None = None) -> str:
+def _list_url(
+    *, q: str = "", show: str = "", sort: str = DEFAULT_SORT, page: int | None = None
+) -> str:
     params = {}
     if q:
         params["q"] = q
+    if show:
+        params["show"] = show
     if sort != DEFAULT_SORT:
         params["sort"] = sort
     if page and page > 1:
@@ -92,10 +109,15 @@ def _listing(request: HttpRequest, params=None) -> dict:
     sort = params.get("sort", DEFAULT_SORT)
     if sort not in SORTS:
         sort = DEFAULT_SORT
+    show = params.get("show", "")
+    if show not in hygiene.FILTERS:
+        show = ""
+    now = timezone.now()
 
     clients = ApiClient.objects.for_tenant(request.tenant).only(*LIST_FIELDS)
     if q:
         clients = clients.filter(Q(name__icontains=q) | Q(client_id__icontains=q))
+    clients = hygiene.apply_filter(clients, show, now)
     page = Paginator(clients.order_by(*SORTS[sort]), PAGE_SIZE).get_page(params.get("page"))
 
     current_key, descending = sort.lstrip("-"), sort.startswith("-")
@@ -124,7 +146,7 @@ def _listing(request: HttpRequest, params=None) -> dict:
             else:
                 next_sort = first
             column.update(
-                url=_list_url(q=q, sort=next_sort),
+                url=_list_url(q=q, show=show, sort=next_sort),
                 active=active,
                 descending=descending,
                 aria_sort=("descending" if descending else "ascending") if active else "none",
@@ -132,12 +154,16 @@ def _listing(request: HttpRequest, params=None) -> dict:
         columns.append(column)
 
     def page_url(number):
-        return _list_url(q=q, sort=sort, page=number)
+        return _list_url(q=q, show=show, sort=sort, page=number)
 
     return {
         "page": page,
         "clients": page.object_list,
+        "now": now,
         "q": q,
+        "show": show,
+        "show_label": hygiene.FILTERS[show],
+        "filters": hygiene.FILTERS,
         "sort": sort,
         "sort_label": SORT_LABELS[current_key],
         "sort_descending": descending,
@@ -146,6 +172,7 @@ def _listing(request: HttpRequest, params=None) -> dict:
         "previous_url": page_url(page.previous_page_number()) if page.has_previous() else None,
         "next_url": page_url(page.next_page_number()) if page.has_next() else None,
         "clear_search_url": _list_url(sort=sort),
+        "filtered": bool(q or show),
         "results_id": RESULTS_ID,
     }
 
@@ -187,8 +214,15 @@ def _back_to_list_url(request: HttpRequest) -> str:
 @require_http_methods(["GET"])
 def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client_or_404(request, client_id, "created_by", "updated_by")
+    now = timezone.now()
     drawer = {
         "client": client,
+        "now": now,
+        "badges": hygiene.badges(client, now),
+        "secret_age_days": hygiene.secret_age_days(client, now),
+        "secret_is_old": hygiene.secret_is_old(client, now),
+        "old_secret_live": client.previous_secret_live(now),
+        "chart": charts.token_chart(usage.daily_counts(client, now.date())),
         "drawer_title": client.name,
         "body_template": "apiclients/_detail.html",
         "close_url": _back_to_list_url(request),
@@ -198,7 +232,8 @@ def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
     if _htmx(request):
         return render(request, "components/drawer.html", drawer)
     # Opened directly: the list, with the drawer open beside it.
-    return render(request, "apiclients/list.html", {**_listing(request, {}), "drawer": drawer})
+    context = {**_listing(request, {}), **drawer, "drawer": True}
+    return render(request, "apiclients/list.html", context)
 
 
 # -- dialogs ----------------------------------------------------------------
@@ -238,7 +273,15 @@ def _dialog_done(request: HttpRequest, *, toast: str, **changed) -> HttpResponse
     return response
 
 
-def _reveal(request: HttpRequest, client: ApiClient, secret: str, *, dialog_id: str, title: str):
+def _reveal(
+    request: HttpRequest,
+    client: ApiClient,
+    secret: str,
+    *,
+    dialog_id: str,
+    title: str,
+    old_secret_until=None,
+):
     """The one and only response that ever contains `secret`."""
     base_url = settings.BASE_URL
     token_url = f"{base_url}/v1/oauth"
@@ -253,6 +296,7 @@ def _reveal(request: HttpRequest, client: ApiClient, secret: str, *, dialog_id: 
             "base_url": base_url,
             "curl": f"curl -X POST -u '{client.client_id}:{secret}' -d \"\" {token_url}",
             "token_minutes": max(1, settings.OAUTH_TOKEN_LIFETIME // 60),
+            "old_secret_until": old_secret_until,
             "locked": True,
         },
     )
@@ -393,6 +437,64 @@ def client_reset_secret(request: HttpRequest, client_id: str) -> HttpResponse:
         context={
             "client": client,
             "action": reverse("apiclients:reset_secret", args=[client.client_id]),
+        },
+    )
+
+
+@never_cache
+@console_admin
+@require_http_methods(["GET", "POST"])
+def client_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client_or_404(request, client_id)
+    form = RotateSecretForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        client, secret = services.api_client_rotate_secret(
+            client=client, grace=form.grace, actor=request.user, source_ip=source_ip(request)
+        )
+        return _reveal(
+            request,
+            client,
+            secret,
+            dialog_id="rotate-api-secret",
+            title="New secret",
+            old_secret_until=client.previous_secret_expires_at,
+        )
+    return _dialog(
+        request,
+        dialog_id="rotate-api-secret",
+        title="Rotate API secret",
+        body="apiclients/_rotate_confirm.html",
+        context={
+            "client": client,
+            "form": form,
+            "old_secret_live": client.previous_secret_live(timezone.now()),
+            "action": reverse("apiclients:rotate_secret", args=[client.client_id]),
+        },
+    )
+
+
+@console_admin
+@require_http_methods(["GET", "POST"])
+def client_revoke_old_secret(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client_or_404(request, client_id)
+    if request.method == "POST":
+        services.api_client_revoke_previous_secret(
+            client=client, actor=request.user, source_ip=source_ip(request)
+        )
+        toast = f"The old secret of “{client.name}” no longer works."
+        if _htmx(request):
+            return _dialog_done(request, toast=toast)
+        messages.success(request, toast)
+        return redirect("apiclients:detail", client_id=client.client_id)
+    return _dialog(
+        request,
+        dialog_id="revoke-old-secret",
+        title="Revoke old secret now",
+        body="apiclients/_revoke_old_confirm.html",
+        context={
+            "client": client,
+            "old_secret_live": client.previous_secret_live(timezone.now()),
+            "action": reverse("apiclients:revoke_old_secret", args=[client.client_id]),
         },
     )
 

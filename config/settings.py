@@ -132,6 +132,11 @@ STORAGES = {
     },
 }
 
+# Credential hygiene (apiclients.hygiene): secrets older than this are marked
+# for rotation; expiry dates closer than this are flagged in the list.
+SECRET_ROTATION_REMINDER_DAYS = env.int("SECRET_ROTATION_REMINDER_DAYS", default=90)
+CLIENT_EXPIRY_WARNING_DAYS = env.int("CLIENT_EXPIRY_WARNING_DAYS", default=30)
+
 # OAuth token endpoint.
 OAUTH_TOKEN_LIFETIME = env.int("OAUTH_TOKEN_LIFETIME", default=900)
 # A PEM private key (EC P-256) as a value or a file path; when neither is set

@@ -3,7 +3,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
-from apiclients import auditlog
+from apiclients import auditlog, hygiene
 
 register = template.Library()
 
@@ -35,3 +35,8 @@ def require(context, *names):
     if missing:
         raise template.TemplateSyntaxError(f"{context.template_name} needs: {', '.join(missing)}")
     return ""
+
+
+@register.simple_tag
+def client_badges(client, now) -> list:
+    return hygiene.badges(client, now)

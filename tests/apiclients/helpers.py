@@ -4,6 +4,8 @@ import re
 
 from django.urls import reverse
 
+from apiclients.forms import expires_on_date
+
 HTMX = {"HX-Request": "true"}
 SECRET_RE = re.compile(r"acsec_[A-Za-z0-9_-]{43}")
 
@@ -55,6 +57,7 @@ def edit_data(client, **overrides) -> dict:
         ip_mode="restricted" if client.ip_allowlist else "all",
         ip_allowlist="\n".join(client.ip_allowlist),
         status="active" if client.is_active else "inactive",
+        expires_on=expires_on_date(client.expires_at) or "",
         version=client.version,
     )
     data.update(overrides)

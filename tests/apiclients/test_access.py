@@ -45,6 +45,10 @@ def _none(client):
     return {}
 
 
+def _url(name, client):
+    return reverse(f"apiclients:{name}", args=[client.client_id])
+
+
 CASES = [
     Case("home GET", "get", lambda c: reverse("apiclients:home"), False, alice=302),
     Case("list GET", "get", lambda c: LIST_URL, False),
@@ -65,6 +69,25 @@ CASES = [
     ),
     Case("reset GET", "get", reset_url, True, on_client=True),
     Case("reset POST", "post", reset_url, True, _none, on_client=True),
+    Case("rotate GET", "get", lambda c: _url("rotate_secret", c), True, on_client=True),
+    Case(
+        "rotate POST",
+        "post",
+        lambda c: _url("rotate_secret", c),
+        True,
+        lambda c: {"overlap": "24h"},
+        on_client=True,
+    ),
+    Case("revoke old GET", "get", lambda c: _url("revoke_old_secret", c), True, on_client=True),
+    Case(
+        "revoke old POST",
+        "post",
+        lambda c: _url("revoke_old_secret", c),
+        True,
+        _none,
+        alice=302,
+        on_client=True,
+    ),
     Case("delete GET", "get", delete_url, True, on_client=True),
     Case("delete POST", "post", delete_url, True, _none, alice=302, on_client=True),
     Case("audit log GET", "get", lambda c: AUDIT_URL, False),

@@ -41,7 +41,7 @@ def test_the_drawer_shows_every_detail(alice_client, make_api_client):
     assert body.count('<span class="tick" title="Write">') == 1
     assert "203.0.113.0/24" in body and "2001:db8::1" in body
     assert "<dd>alice</dd>" in body
-    assert body.count("Never") == 2  # last redeemed, secret last reset
+    assert body.count("Never") == 3  # last redeemed, expires, secret last reset
     for action in ("Edit API client", "Reset API secret", "Delete API client"):
         assert action in body
     assert f'data-client-id="{client.client_id}"' in body
@@ -86,13 +86,15 @@ def test_the_drawer_shows_when_the_secret_was_last_reset(alice_client, alice, ma
     client, _ = api_client_reset_secret(client=client, actor=alice)
     body = text(alice_client.get(detail_url(client), headers=HTMX))
     assert f'<time datetime="{client.secret_reset_at.isoformat()}"' in body
-    assert body.count("Never") == 1  # only last redeemed
+    assert body.count("Never") == 2  # last redeemed, expires
 
 
 def test_the_drawer_costs_a_fixed_number_of_queries(
     alice_client, make_api_client, django_assert_max_num_queries
 ):
     client, _ = make_api_client()
+    # session, user, membership, client with its creator and updater, the
+    # daily token counts
     with django_assert_max_num_queries(5):
         alice_client.get(detail_url(client), headers=HTMX)
 
