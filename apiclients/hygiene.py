@@ -52,9 +52,10 @@ def secret_is_old(client: ApiClient, now: datetime) -> bool:
     return secret_age_days(client, now) >= settings.SECRET_ROTATION_REMINDER_DAYS
 
 
-def badges(client: ApiClient, now: datetime) -> list[Badge]:
+def badges(client: ApiClient, now: datetime, *, overlap: bool = True) -> list[Badge]:
     """Warnings for one client; needs expires_at, secret_reset_at,
-    created_at and previous_secret_* loaded."""
+    created_at and previous_secret_* loaded. `overlap=False` leaves out the
+    rotation badge where a fuller notice says it."""
     result = []
     if client.expires_at is not None:
         if client.expires_at <= now:
@@ -65,7 +66,7 @@ def badges(client: ApiClient, now: datetime) -> list[Badge]:
                 days = _days(left)
                 label = "Expires today" if days == 0 else f"Expires in {_plural(days, 'day')}"
                 result.append(Badge(label, "warning"))
-    if client.previous_secret_live(now):
+    if overlap and client.previous_secret_live(now):
         result.append(
             Badge("2 secrets live", "info", "A rotation is in progress: the old secret works.")
         )

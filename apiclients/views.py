@@ -218,7 +218,7 @@ def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
     drawer = {
         "client": client,
         "now": now,
-        "badges": hygiene.badges(client, now),
+        "badges": hygiene.badges(client, now, overlap=False),
         "secret_age_days": hygiene.secret_age_days(client, now),
         "secret_is_old": hygiene.secret_is_old(client, now),
         "old_secret_live": client.previous_secret_live(now),

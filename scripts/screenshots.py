@@ -30,13 +30,20 @@ def free_port() -> int:
 
 def seed():
     import datetime as dt
+    import random
 
     from django.core.management import call_command
     from django.utils import timezone
 
+    from apiclients import usage
     from apiclients.accounts import user_create
     from apiclients.models import ApiClient, Role
-    from apiclients.services import api_client_create, api_client_reset_secret, api_client_update
+    from apiclients.services import (
+        api_client_create,
+        api_client_reset_secret,
+        api_client_rotate_secret,
+        api_client_update,
+    )
 
     call_command("migrate", verbosity=0)
     alice, _ = user_create(
@@ -83,7 +90,20 @@ def seed():
             )
     legacy = ApiClient.objects.get(name__startswith="Legacy")
     api_client_update(client=legacy, actor=alice, is_active=False)
-    api_client_reset_secret(client=ApiClient.objects.get(name="SOAR playbooks"), actor=alice)
+    ApiClient.objects.filter(pk=legacy.pk).update(created_at=now - dt.timedelta(days=400))
+    soar = ApiClient.objects.get(name="SOAR playbooks")
+    api_client_reset_secret(client=soar, actor=alice)
+    api_client_rotate_secret(client=soar, grace=dt.timedelta(hours=24), actor=alice)
+    backup = ApiClient.objects.get(name__startswith="Backup")
+    ApiClient.objects.filter(pk=backup.pk).update(
+        created_at=now - dt.timedelta(days=213), expires_at=now + dt.timedelta(days=6)
+    )
+    # 30 days of token history for the chart.
+    rng = random.Random(7)
+    for days_ago in range(30):
+        for _ in range(rng.randint(0, 40) if days_ago % 7 not in (5, 6) else rng.randint(0, 3)):
+            usage.token_counted(soar.pk, now - dt.timedelta(days=days_ago))
+        usage.counts_flush(soar.pk, now - dt.timedelta(days=days_ago))
     for n in range(30):
         api_client_create(
             tenant=tenant, name=f"Integration {n:02d}", grants=["alerts:read"], actor=alice
@@ -172,9 +192,22 @@ def shoot(base: str, out: Path, width: int):
             page.locator(".drawer").wait_for()
             page.wait_for_timeout(500)  # let the slide-in finish
             page.screenshot(path=out / f"{user}-drawer.png")
+            page.set_viewport_size({"width": width, "height": 1500})
+            page.screenshot(path=out / f"{user}-drawer-tall.png")
+            page.set_viewport_size({"width": width, "height": 900})
             page.goto("/administration/audit-log/")
             page.screenshot(path=out / f"{user}-audit-log.png")
             if user == "alice":
+                page.goto(lst + "?q=SOAR")
+                row = page.locator("tbody tr").first
+                row.locator("summary").click()
+                page.screenshot(path=out / "alice-actions-menu.png")
+                row.get_by_role("link", name="Rotate API secret").click()
+                page.locator("dialog[open]").wait_for()
+                page.wait_for_timeout(400)  # let the dialog fade in
+                page.screenshot(path=out / "alice-rotate.png")
+                page.goto(lst + "?show=old-secret")
+                page.screenshot(path=out / "alice-filter-old-secret.png")
                 page.goto(lst)
                 page.get_by_role("link", name="Create new API client").first.click()
                 dialog = page.locator("dialog[open]")

@@ -18,7 +18,7 @@ def when(value, empty: str = "—"):
         '<time datetime="{}" title="{}">{}</time>',
         value.isoformat(),
         date_format(local, "Y-m-d H:i:s T"),
-        date_format(local, "M j, Y, g:i A"),
+        date_format(local, "Y-m-d H:i"),
     )
 
 
@@ -40,3 +40,10 @@ def require(context, *names):
 @register.simple_tag
 def client_badges(client, now) -> list:
     return hygiene.badges(client, now)
+
+
+@register.filter
+def days_ago(days: int) -> str:
+    if days <= 0:
+        return "today"
+    return "yesterday" if days == 1 else f"{days} days ago"
