@@ -1,0 +1,18 @@
+"""gunicorn settings, shared by bin/serve and bench/run so that the benchmark
+measures what production runs. Everything can be set from the environment."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Sync workers: each handles one request at a time, so a worker per core
+# (more when requests wait on the database) is the usual size.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# The workers' heartbeat file is touched on every request: keep it in memory
+# rather than on a disk (the gunicorn docs advise this for containers). It is
+# made with mkstemp and unlinked at once, so a shared directory is safe.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+# Behind a reverse proxy, the addresses it connects from: only those may set
+# X-Forwarded-For / -Proto (the token endpoint's IP restriction relies on it).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = os.environ.get("ACCESS_LOG", "-")
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
