@@ -318,6 +318,66 @@ def fetch_token(base_url: str, client_id: str, secret: str) -> str:
         return json.load(r)["access_token"]
 
 
+class CpuMeter:
+    """CPU time (user + system) used by the gunicorn workers, the database
+    backends serving them and Redis: per request, it says what an endpoint
+    costs even when other work on the machine makes throughput noisy."""
+
+    def __init__(self, server_pid: int, database_url: str, cache_url: str):
+        self.server_pid = server_pid
+        self.database_url = database_url
+        self.cache_pid = None
+        if cache_url.startswith("redis://"):
+            import redis
+
+            self.cache_pid = redis.Redis.from_url(cache_url).info("server")["process_id"]
+
+    def _pids(self) -> dict[str, list[int]]:
+        workers = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.server_pid:
+                workers.append(int(stat.parent.name))
+        backends = []
+        if self.database_url.startswith("postgres"):
+            import psycopg
+
+            name = self.database_url.rsplit("/", 1)[1]
+            with psycopg.connect(self.database_url, autocommit=True) as conn:
+                backends = [
+                    pid
+                    for (pid,) in conn.execute(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        [name],
+                    )
+                ]
+        return {"app": workers, "db": backends, "cache": [self.cache_pid] if self.cache_pid else []}
+
+    @staticmethod
+    def _cpu(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        return {kind: {p: self._cpu(p) for p in pids} for kind, pids in self._pids().items()}
+
+    @staticmethod
+    def used(before, after) -> dict[str, float]:
+        # Only processes alive at both ends count (a backend that came and
+        # went in between is lost; with persistent connections there are none).
+        return {
+            kind: sum(after[kind][p] - before[kind].get(p, after[kind][p]) for p in after[kind])
+            for kind in after
+        }
+
+
 def run_wrk(url, concurrency, duration, *, header_file=None, header="", method="GET", body=""):
     # One wrk thread: it keeps up easily, and on a small machine every core
     # it does not take is left to the server.
@@ -341,6 +401,7 @@ def run_wrk(url, concurrency, duration, *, header_file=None, header="", method="
     errors = sum(v for k, v in r.items() if k.startswith("errors_"))
     return {
         "seconds": r["duration_us"] / 1e6,
+        "cpu": {},
         "p50_ms": r["p50_us"] / 1000,
         "p99_ms": r["p99_us"] / 1000,
         "errors": errors,
@@ -359,6 +420,11 @@ def combine(runs: list[dict]) -> dict:
         "p99_max_ms": max(r["p99_ms"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
+        # ms of CPU per request
+        "cpu": {
+            kind: 1000 * sum(r["cpu"].get(kind, 0) for r in runs) / sum(r["requests"] for r in runs)
+            for kind in ("app", "db", "cache")
+        },
     }
 
 
@@ -453,6 +519,7 @@ def main():
     results = []
     try:
         wait_until_up(base_url + "/healthz")
+        meter = CpuMeter(server.pid, database_url, args.cache)
         kept = seeded["kept"]
         basic = workdir / "basic.txt"
         basic.write_text(
@@ -491,7 +558,10 @@ def main():
             runs = {name: [] for name, _, _ in endpoints}
             for _ in range(args.rounds):
                 for name, url, kw in endpoints:
-                    runs[name].append(run_wrk(url, c, per_round, **kw))
+                    before = meter.snapshot()
+                    run = run_wrk(url, c, per_round, **kw)
+                    run["cpu"] = meter.used(before, meter.snapshot())
+                    runs[name].append(run)
             ceiling = None
             for name, _, _ in endpoints:
                 r = combine(runs[name])
@@ -502,7 +572,9 @@ def main():
                 print(
                     f"  c={c:<3} {name:<16} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms"
                     f"  p99 {r['p99_ms']:6.1f} ms (worst {r['p99_max_ms']:6.1f})"
-                    f"  errors {r['errors']}  ratio {r['ratio']:.0%}",
+                    f"  errors {r['errors']}  ratio {r['ratio']:.0%}"
+                    f"  CPU/req app {r['cpu']['app']:.2f} db {r['cpu']['db']:.2f}"
+                    f" cache {r['cpu']['cache']:.2f} ms",
                     flush=True,
                 )
     finally:
@@ -539,15 +611,20 @@ def render(args, info, results, console, api_queries) -> str:
         "## HTTP (wrk, separate process, loopback)",
         "",
         "req/s over all rounds; p50 and p99 of the median round, and the worst round's p99.",
+        "CPU per request: milliseconds of CPU time used by the gunicorn workers (app), the",
+        "PostgreSQL backends serving them (db) and Redis (cache), over all rounds; it",
+        "varies much less than throughput when other work shares the machine.",
         "",
         "| concurrency | endpoint | req/s | p50 ms | p99 ms | worst p99 ms | errors "
-        "| vs /healthz |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| vs /healthz | CPU/req app | db | cache |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        cpu = r["cpu"]
         lines.append(
             f"| {r['concurrency']} | {r['endpoint']} | {r['rps']:.0f} | {r['p50_ms']:.1f} "
-            f"| {r['p99_ms']:.1f} | {r['p99_max_ms']:.1f} | {r['errors']} | {r['ratio']:.0%} |"
+            f"| {r['p99_ms']:.1f} | {r['p99_max_ms']:.1f} | {r['errors']} | {r['ratio']:.0%} "
+            f"| {cpu['app']:.2f} | {cpu['db']:.2f} | {cpu['cache']:.2f} |"
         )
     lines += [
         "",
