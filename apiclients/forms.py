@@ -263,7 +263,15 @@ class ApiClientForm(forms.Form):
 class EditApiClientForm(ApiClientForm):
     # The version the editor started from: a save by someone else in between
     # is a conflict, never a silent overwrite.
-    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    version = forms.IntegerField(
+        min_value=1,
+        widget=forms.HiddenInput,
+        # Only a tampered or truncated form gets these; say what to do.
+        error_messages={
+            key: "This form is incomplete or out of date. Reload the page and edit again."
+            for key in ("required", "invalid", "min_value")
+        },
+    )
 
 
 OVERLAP_CHOICES = [("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days")]

@@ -199,15 +199,26 @@ def _back_to_list_url(request: HttpRequest) -> str:
     """The list as the user last saw it (search, sort, page), to close the
     drawer onto."""
     list_path = reverse("apiclients:list")
-    candidates = (
-        request.GET.get("back"),  # a drawer reloading itself passes its own
-        request.htmx.current_url_abs_path if request.htmx else None,
-    )
-    for url in candidates:
-        # Only ever a link back to the list on this site.
-        if url and not urlsplit(url).netloc and urlsplit(url).path == list_path:
+    for candidate in (_back_param, _htmx_current_url):
+        try:
+            url = candidate(request)
+            parts = urlsplit(url) if url else None
+        except ValueError:  # not a URL at all ("http://[" raises)
+            continue
+        # Only ever a link back to the list on this site: no scheme either,
+        # since browsers read "http:/x" under https as the host "x".
+        if parts and not parts.scheme and not parts.netloc and parts.path == list_path:
             return url
     return list_path
+
+
+def _back_param(request: HttpRequest) -> str | None:
+    return request.GET.get("back")  # a drawer reloading itself passes its own
+
+
+def _htmx_current_url(request: HttpRequest) -> str | None:
+    # django-htmx parses the header itself, and raises on a malformed URL.
+    return request.htmx.current_url_abs_path if request.htmx else None
 
 
 @console_reader
