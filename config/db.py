@@ -13,8 +13,10 @@ connection that had errors when the request ends, so the next one reconnects.
 """
 
 import select
+from contextlib import contextmanager
 
 from django.db import connections
+from django.db.backends.utils import CursorDebugWrapper
 
 
 def drop_dead_connections(**kwargs) -> None:
@@ -34,3 +36,42 @@ def drop_dead_connections(**kwargs) -> None:
             dead = True
         if dead:
             connection.close()
+
+
+@contextmanager
+def prepared_cursor(connection):
+    """A cursor whose statements PostgreSQL parses and plans once per
+    connection instead of on every execution: Django binds parameters on the
+    client, so each query arrives as new text; this cursor sends them apart,
+    and psycopg prepares a statement on its fifth execution (settings:
+    DATABASE_PREPARED_STATEMENTS sets OPTIONS["prepare_threshold"]).
+
+    It is Django's own cursor wrapper around it, so errors are translated and
+    mark the connection as failed, and queries are logged and counted in
+    tests as usual. For the few hot queries whose SQL is fixed; other
+    databases get the ordinary cursor."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.validate_thread_sharing()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = psycopg.Cursor(connection.connection)
+    if connection.queries_logged:
+        cursor = _PreparedDebugCursor(raw, connection)
+    else:
+        cursor = connection.make_cursor(raw)
+    with cursor:
+        yield cursor
+
+
+class _PreparedDebugCursor(CursorDebugWrapper):
+    # Django reads the logged SQL back from a client-side cursor; this one
+    # never holds it with the values in, so compose it the way Django would.
+    def execute(self, sql, params=None):
+        with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+            return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)

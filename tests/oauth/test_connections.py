@@ -88,3 +88,26 @@ def test_without_the_check_one_request_fails_cleanly_and_the_next_reconnects(
     assert failed["Retry-After"]
     assert failed.json()["error"] == "temporarily_unavailable"
     assert recovered.status_code == 200
+
+
+def test_the_client_lookup_is_a_prepared_statement(postgres_only, client, siem):
+    for _ in range(6):
+        assert _token(client, siem).status_code == 200
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('FROM "apiclients_apiclient"' in sql for sql in prepared)
+
+
+def test_prepared_queries_are_still_counted_and_logged(postgres_only, client, siem):
+    from django.test.utils import CaptureQueriesContext
+
+    # The first token also makes the signing key and sets "last redeemed".
+    assert _token(client, siem).status_code == 200
+    with CaptureQueriesContext(connection) as ctx:
+        assert _token(client, siem).status_code == 200
+
+    selects = [q["sql"] for q in ctx.captured_queries]
+    assert len(selects) == 1
+    assert siem[0].client_id in selects[0]
