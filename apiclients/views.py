@@ -9,6 +9,7 @@ redirect to an htmx POST: the browser would follow it and drop HX-Trigger.
 Without htmx every URL is an ordinary page and every form an ordinary POST.
 """
 
+import re
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
@@ -76,7 +77,14 @@ def _htmx(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+# Printable ASCII, as long as the column: anything else (a NUL byte, which
+# PostgreSQL refuses in a query outright) cannot be a client ID.
+_CLIENT_ID_RE = re.compile(r"[\x21-\x7e]{1,64}")
+
+
 def _client_or_404(request: HttpRequest, client_id: str, *related: str) -> ApiClient:
+    if not _CLIENT_ID_RE.fullmatch(client_id):
+        raise Http404("No such API client")
     # Scoped to the tenant: another tenant's client is a 404, never a 403.
     qs = ApiClient.objects.for_tenant(request.tenant)
     if related:
@@ -105,7 +113,8 @@ def _list_url(
 
 def _listing(request: HttpRequest, params=None) -> dict:
     params = request.GET if params is None else params
-    q = params.get("q", "").strip()[:100]
+    # NUL bytes cannot be searched for (PostgreSQL refuses them in a query).
+    q = params.get("q", "").replace("\x00", "").strip()[:100]
     sort = params.get("sort", DEFAULT_SORT)
     if sort not in SORTS:
         sort = DEFAULT_SORT

@@ -51,3 +51,21 @@ def test_an_edit_without_a_valid_version_says_to_reload(alice_raw, make_api_clie
     assert "Reload the page and edit again" in text(response)
     client.refresh_from_db()
     assert client.name == "SIEM export"
+
+
+@pytest.mark.parametrize("action", ["", "edit/", "reset-secret/", "rotate-secret/", "delete/"])
+@pytest.mark.parametrize("segment", ["%00", "key-%00", "a" * 65, "%FF"])
+def test_a_client_id_that_cannot_exist_is_a_404(alice_raw, action, segment):
+    # A NUL byte reached PostgreSQL and made it a 500.
+    for method in ("get", "post"):
+        response = getattr(alice_raw, method)(
+            f"/administration/integrations/api-clients/{segment}/{action}"
+        )
+        assert response.status_code in (404, 405)
+
+
+def test_a_search_with_a_nul_byte_finds_what_the_rest_matches(alice_raw, make_api_client):
+    make_api_client("SIEM export")
+    response = alice_raw.get("/administration/integrations/api-clients/", {"q": "SIEM\x00"})
+    assert response.status_code == 200
+    assert "SIEM export" in text(response)
