@@ -1,0 +1,279 @@
+"""The real server for the hardening tests: gunicorn in a subprocess, the
+operator's manage.py commands, the local PostgreSQL, and a TCP proxy in front
+of it that can be switched off (the database "goes away") and on again."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager, suppress
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_URL = f"postgres://root@{PG_HOST}:{PG_PORT}/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_reachable() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def require_postgres() -> None:
+    """These tests always need the local PostgreSQL. Without it: a skip on a
+    developer's machine, a failure in CI (where it must be there)."""
+    if postgres_reachable():
+        return
+    message = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT} (user root, trust auth)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI must provide it")
+    pytest.skip(message)
+
+
+def recreate_database(name: str) -> str:
+    import psycopg
+
+    assert re.fullmatch(r"[a-z_]+", name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgres://root@{PG_HOST}:{PG_PORT}/{name}"
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def app_env(**overrides) -> dict:
+    """The environment of a server or command: production-like settings, and
+    nothing from the test run's own database or cache."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE")
+        and not key.startswith("PYTEST")
+    }
+    env.update(
+        SECRET_KEY="hardening-tests-" + "k" * 40,
+        DEBUG="false",
+        CACHE_URL="locmemcache://",
+        # No collectstatic in a fresh clone: plain static storage (WhiteNoise
+        # still serves from the app directories).
+        STATICFILES_BACKEND="django.contrib.staticfiles.storage.StaticFilesStorage",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+def manage(env: dict, *args: str, input_text: str | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        input=input_text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
+    return result.stdout
+
+
+class Gunicorn:
+    """`gunicorn config.wsgi` on a free port, its output in `log_path`."""
+
+    def __init__(self, env: dict, log_path: Path, *, workers: int = 2, extra: tuple = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "sync",
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+                *extra,
+            ],
+            cwd=ROOT,
+            env={**env, "BASE_URL": self.url},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_until_up()
+
+    def _wait_until_up(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"gunicorn did not come up:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@contextmanager
+def gunicorn(env: dict, log_path: Path, **kwargs):
+    server = Gunicorn(env, log_path, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class TcpProxy:
+    """127.0.0.1:<port> -> target, one thread per direction per connection.
+
+    `off()` closes the listening socket (new connections are refused) and
+    cuts every live connection, as a database host that went away would;
+    `on()` listens on the same port again."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def on(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def off(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            live, self._sockets = self._sockets, set()
+        if listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone
+            # would leave it waiting.
+            with suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        for sock in live:
+            _close(sock)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # switched off
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _close(client)
+                continue
+            with self._lock:
+                if self._listener is not listener:  # switched off meanwhile
+                    _close(client)
+                    _close(upstream)
+                    return
+                self._sockets.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._sockets.discard(src)
+                self._sockets.discard(dst)
+            _close(src)
+            _close(dst)
+
+
+def _close(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+class _CsrfField(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.token = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "input" and attrs.get("name") == "csrfmiddlewaretoken":
+            self.token = attrs.get("value")
+
+
+def csrf_token(html: str) -> str:
+    parser = _CsrfField()
+    parser.feed(html)
+    assert parser.token, "no CSRF token in the page"
+    return parser.token
+
+
+def sign_in(http: requests.Session, base_url: str, username: str, password: str) -> None:
+    login = base_url + "/accounts/login/"
+    page = http.get(login, timeout=10)
+    response = http.post(
+        login,
+        data={
+            "csrfmiddlewaretoken": csrf_token(page.text),
+            "username": username,
+            "password": password,
+        },
+        headers={"Referer": login},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, (response.status_code, response.text[:500])
