@@ -19,6 +19,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = f"postgres://root@{PG_HOST}:{PG_PORT}/postgres"
+SERVER_SECRET_KEY = "hardening-tests-" + "k" * 40
 
 
 def free_port() -> int:
@@ -75,7 +76,7 @@ def app_env(**overrides) -> dict:
         and not key.startswith("PYTEST")
     }
     env.update(
-        SECRET_KEY="hardening-tests-" + "k" * 40,
+        SECRET_KEY=SERVER_SECRET_KEY,
         DEBUG="false",
         CACHE_URL="locmemcache://",
         # No collectstatic in a fresh clone: plain static storage (WhiteNoise
