@@ -115,6 +115,9 @@ class Gunicorn:
                 sys.executable,
                 "-m",
                 "gunicorn",
+                # What bin/serve runs, on a port of our own.
+                "--config",
+                "config/gunicorn.conf.py",
                 "config.wsgi",
                 "--bind",
                 f"127.0.0.1:{self.port}",

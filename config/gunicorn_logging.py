@@ -1,4 +1,5 @@
-"""gunicorn settings, read from the repository root (where bin/serve runs it).
+"""gunicorn's access log without client secrets (config/gunicorn.conf.py
+names this logger).
 
 The access log must never hold a client secret. gunicorn's default format
 logs two things a careless client can fill with one: the Basic user name
@@ -32,6 +33,3 @@ class AccessLogWithoutSecrets(Logger):
             if isinstance(atoms.get(key), str):
                 atoms[key] = _mask(atoms[key])
         return atoms
-
-
-logger_class = AccessLogWithoutSecrets
