@@ -2,13 +2,16 @@
 
 With Redis (CACHE_URL) every worker process and machine shares the counts;
 with the local-memory default they are per process. One cache round trip per
-limit in the common case (INCR on an existing window).
+limit in the common case (INCR on an existing window); `count_many` counts
+and reads several in a single round trip to Redis.
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 
 
 @dataclass(frozen=True)
@@ -60,18 +63,24 @@ def _key(limit: Limit, subject: str, now: float) -> tuple[str, int]:
 def hit(limit: Limit, subject: str, *, cost: int = 1) -> Outcome:
     """Counts one request of `subject` against `limit` and says whether it
     is still within it."""
-    cache = caches["default"]
     key, reset_after = _key(limit, subject, time.time())
+    return Outcome(limit, _incr(caches["default"], key, cost, limit.window), reset_after)
+
+
+def _ttl(window: int) -> int:
+    # Kept through the next window too, which may read it (Count.previous).
+    return 2 * window + 1
+
+
+def _incr(cache, key: str, cost: int, window: int) -> int:
     try:
-        count = cache.incr(key, cost)
+        return cache.incr(key, cost)
     except ValueError:
         # First request of the window. add() loses to a concurrent add; then
         # incr again.
-        if cache.add(key, cost, timeout=limit.window + 1):
-            count = cost
-        else:
-            count = cache.incr(key, cost)
-    return Outcome(limit, count, reset_after)
+        if cache.add(key, cost, timeout=_ttl(window)):
+            return cost
+        return cache.incr(key, cost)
 
 
 def peek(limit: Limit, subject: str) -> Outcome:
@@ -85,3 +94,68 @@ def most_restrictive(outcomes: list[Outcome]) -> Outcome:
     if refused:
         return max(refused, key=lambda o: o.reset_after)
     return min(outcomes, key=lambda o: o.remaining)
+
+
+@dataclass(frozen=True)
+class Count:
+    """One counter for `count_many`: add `cost` (0 only reads it), in the
+    current window or, with `previous=True`, read the one before."""
+
+    limit: Limit
+    subject: str
+    cost: int = 1
+    previous: bool = False
+
+
+def count_many(counts: Sequence[Count]) -> list[Outcome]:
+    """Like hit() and peek() for each of `counts`, in one round trip to Redis
+    (a Lua script: INCRBY + EXPIRE, or GET, per key); other caches go one by
+    one."""
+    cache = caches["default"]
+    now = time.time()
+    keys = []
+    for c in counts:
+        at = now - c.limit.window if c.previous else now
+        keys.append(_key(c.limit, c.subject, at))
+    if not isinstance(cache, RedisCache):
+        return [
+            Outcome(
+                c.limit,
+                _incr(cache, key, c.cost, c.limit.window) if c.cost else cache.get(key, 0),
+                reset_after,
+            )
+            for c, (key, reset_after) in zip(counts, keys, strict=True)
+        ]
+    # One script rather than a pipeline: one command to pack and one reply
+    # to parse, which is most of the client's cost of a round trip.
+    client = cache._cache.get_client(None, write=True)
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_COUNT_MANY)
+    replies = script(
+        # The keys as Django's cache names them, so that hit() and peek()
+        # see the same counters (Django stores integers as Redis integers).
+        keys=[cache.make_and_validate_key(key) for key, _ in keys],
+        args=[c.cost for c in counts] + [_ttl(c.limit.window) for c in counts],
+    )
+    return [
+        Outcome(c.limit, int(count), reset_after)
+        for c, count, (_, reset_after) in zip(counts, replies, keys, strict=True)
+    ]
+
+
+_COUNT_MANY = """
+local n = #KEYS
+local out = {}
+for i = 1, n do
+  local cost = tonumber(ARGV[i])
+  if cost > 0 then
+    out[i] = redis.call('INCRBY', KEYS[i], cost)
+    redis.call('EXPIRE', KEYS[i], ARGV[n + i])
+  else
+    out[i] = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  end
+end
+return out
+"""
+_scripts: dict = {}

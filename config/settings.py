@@ -157,6 +157,22 @@ OAUTH_SIGNING_KEY = env.str("OAUTH_SIGNING_KEY", default="")
 OAUTH_SIGNING_KEY_FILE = env.str("OAUTH_SIGNING_KEY_FILE", default="")
 # "last redeemed" is written at most once per client per this many seconds.
 OAUTH_LAST_REDEEMED_INTERVAL = env.int("OAUTH_LAST_REDEEMED_INTERVAL", default=5)
+# Rate limits of the token, introspection and revocation endpoints
+# (oauth.throttle), on the shared cache; 0 turns a limit off. Requests per
+# window, per client ID and per source address, each endpoint apart:
+OAUTH_RATE_LIMIT_WINDOW = env.int("OAUTH_RATE_LIMIT_WINDOW", default=60)
+OAUTH_RATE_LIMIT_PER_CLIENT = env.int("OAUTH_RATE_LIMIT_PER_CLIENT", default=600)
+OAUTH_RATE_LIMIT_PER_IP = env.int("OAUTH_RATE_LIMIT_PER_IP", default=1200)
+# Failed client authentications per window before requests are refused
+# without checking the secret: per client ID and address, per address, and
+# per client ID from addresses that have not authenticated as it lately.
+OAUTH_FAILURE_WINDOW = env.int("OAUTH_FAILURE_WINDOW", default=300)
+OAUTH_FAILURES_PER_CLIENT_AND_IP = env.int("OAUTH_FAILURES_PER_CLIENT_AND_IP", default=10)
+OAUTH_FAILURES_PER_IP = env.int("OAUTH_FAILURES_PER_IP", default=50)
+OAUTH_FAILURES_PER_CLIENT = env.int("OAUTH_FAILURES_PER_CLIENT", default=100)
+# Failed token requests of one client from one address are audited at most
+# once per this many seconds; the next event says how many were left out.
+OAUTH_AUDIT_FAILURE_INTERVAL = env.int("OAUTH_AUDIT_FAILURE_INTERVAL", default=600)
 
 LOGGING = {
     "version": 1,

@@ -166,20 +166,28 @@ def token_failure_record(
     reason: str,
     endpoint: str,
     source_ip: str | None,
+    suppressed: int = 0,
 ) -> None:
     """Audits a refused request in the client's tenant. Unknown clients have
-    no tenant, so they are only logged. Never records the secret."""
+    no tenant, so they are only logged. Never records the secret.
+
+    `suppressed`: failures of this client from this address since the last
+    event that were not written (oauth.throttle aggregates them)."""
     if client is None:
         # Someone who swaps the ID and the secret (`curl -u secret:id`) must
         # not get their secret written to the log.
         shown = "(a secret, withheld)" if client_id.startswith(secrets.SECRET_PREFIX) else client_id
         logger.warning(
-            "Refused %s request for unknown client %r from %s",
+            "Refused %s request for unknown client %r from %s%s",
             endpoint,
             shown[:64],
             source_ip or "an unknown address",
+            f" ({suppressed} more since the last report)" if suppressed else "",
         )
         return
+    details = {"reason": reason, "endpoint": endpoint}
+    if suppressed:
+        details["suppressed_failures"] = suppressed
     audit_record(
         # Only the key is needed; this avoids loading the tenant.
         tenant=Tenant(pk=client.tenant_id),
@@ -187,5 +195,5 @@ def token_failure_record(
         actor=client.client_id,
         source_ip=source_ip,
         client=client,
-        details={"reason": reason, "endpoint": endpoint},
+        details=details,
     )

@@ -17,8 +17,13 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from apiclients.catalog import GRANTABLE_APIS
 from apiclients.models import ApiClient
-from oauth import keys
-from oauth.clients import client_authenticate, client_mark_redeemed, token_failure_record
+from oauth import keys, throttle
+from oauth.clients import (
+    client_authenticate,
+    client_mark_redeemed,
+    client_row,
+    token_failure_record,
+)
 from oauth.errors import (
     NO_STORE,
     ClientAuthFailed,
@@ -46,34 +51,83 @@ def _remote_addr(request: HttpRequest) -> str | None:
         return None
 
 
+class _LockedOut(OAuthError):
+    """Refused before the secret was checked: too many failures."""
+
+    def __init__(self, error: OAuthError, client_id: str):
+        super().__init__(error.error, error.description, status=error.status, headers=error.headers)
+        self.client_id = client_id
+
+
 def _refused(
     request: HttpRequest, error: OAuthError, endpoint: str, *, client: ApiClient | None = None
 ) -> JsonResponse:
     """The error response. A refused client is audited once it has been sent,
-    so known and unknown clients are answered equally fast."""
+    so known and unknown clients are answered equally fast; repeated failures
+    of one client from one address are aggregated (oauth.throttle)."""
     if isinstance(error, ClientAuthFailed):
         client, client_id, reason = error.client, error.client_id, error.reason
+    elif isinstance(error, _LockedOut):
+        client_id, reason = error.client_id, "too_many_failures"
     elif client is not None:
         client_id, reason = client.client_id, error.error
     else:
         return error.response()
     source_ip = _remote_addr(request)
-    return error.response(
-        then=lambda: token_failure_record(
-            client=client,
+
+    def record():
+        suppressed = throttle.audit_suppressed(client_id=client_id, ip=source_ip)
+        if suppressed is None:
+            return
+        known = client
+        if known is None and reason == "too_many_failures":
+            # Not loaded (the secret was not checked): find its tenant.
+            known, _ = client_row(client_id)
+        token_failure_record(
+            client=known,
             client_id=client_id,
             reason=reason,
             endpoint=endpoint,
             source_ip=source_ip,
+            suppressed=suppressed,
         )
-    )
+
+    return error.response(then=record)
 
 
 @sensitive_variables()
-def _authenticate(request: HttpRequest, credentials: Credentials | None):
+def _authenticate(
+    request: HttpRequest, credentials: Credentials | None, endpoint: str
+) -> tuple[ApiClient, throttle.Check]:
+    """The authenticated client, within the rate limits; or an OAuthError
+    (429 over a limit, before the secret is even looked at)."""
+    remote_addr = _remote_addr(request)
+    check = throttle.check(
+        endpoint=endpoint,
+        client_id=credentials.client_id if credentials else None,
+        ip=remote_addr,
+    )
+    if check.refused is not None:
+        if check.locked_out:
+            raise _LockedOut(check.refused, credentials.client_id)
+        raise check.refused
     if credentials is None:
         raise invalid_client("Client authentication is required")
-    return client_authenticate(credentials, remote_addr=_remote_addr(request))
+    try:
+        client = client_authenticate(credentials, remote_addr=remote_addr)
+    except ClientAuthFailed:
+        throttle.authentication_failed(check)
+        raise
+    throttle.authentication_succeeded(check)
+    return client, check
+
+
+def _counted(request: HttpRequest, endpoint: str) -> None:
+    """A request refused before its credentials were read still counts
+    against its address's rate limit."""
+    check = throttle.check(endpoint=endpoint, client_id=None, ip=_remote_addr(request))
+    if check.refused is not None:
+        raise check.refused
 
 
 @csrf_exempt
@@ -82,8 +136,8 @@ def _authenticate(request: HttpRequest, credentials: Credentials | None):
 @allow_methods("POST")
 def token(request: HttpRequest) -> JsonResponse:
     try:
-        token_request = parse_token_request(request)
-        client = _authenticate(request, token_request.credentials)
+        token_request = _parsed(request, "token", parse_token_request)
+        client, check = _authenticate(request, token_request.credentials, "token")
     except OAuthError as exc:
         return _refused(request, exc, "token")
     try:
@@ -99,8 +153,16 @@ def token(request: HttpRequest) -> JsonResponse:
             "expires_in": issued.expires_in,
             "scope": issued.scope,
         },
-        headers=NO_STORE,
+        headers={**NO_STORE, **check.headers},
     )
+
+
+def _parsed(request: HttpRequest, endpoint: str, parse):
+    try:
+        return parse(request)
+    except OAuthError:
+        _counted(request, endpoint)
+        raise
 
 
 @csrf_exempt
@@ -109,12 +171,12 @@ def token(request: HttpRequest) -> JsonResponse:
 @allow_methods("POST")
 def introspect(request: HttpRequest) -> JsonResponse:
     try:
-        credentials, params = parse_token_param_request(request)
-        client = _authenticate(request, credentials)
+        credentials, params = _parsed(request, "introspect", parse_token_param_request)
+        client, check = _authenticate(request, credentials, "introspect")
     except OAuthError as exc:
         return _refused(request, exc, "introspect")
     result = token_introspect(token=params["token"], tenant_id=client.tenant_id)
-    return JsonResponse(result, headers=NO_STORE)
+    return JsonResponse(result, headers={**NO_STORE, **check.headers})
 
 
 @csrf_exempt
@@ -123,14 +185,14 @@ def introspect(request: HttpRequest) -> JsonResponse:
 @allow_methods("POST")
 def revoke(request: HttpRequest) -> JsonResponse:
     try:
-        credentials, params = parse_token_param_request(request)
-        client = _authenticate(request, credentials)
+        credentials, params = _parsed(request, "revoke", parse_token_param_request)
+        client, check = _authenticate(request, credentials, "revoke")
     except OAuthError as exc:
         return _refused(request, exc, "revoke")
     if token_revoke(token=params["token"], tenant_id=client.tenant_id):
         logger.info("Client %s revoked a token", client.client_id)
     # RFC 7009 2.2: 200 whether or not there was anything to revoke.
-    return JsonResponse({}, headers=NO_STORE)
+    return JsonResponse({}, headers={**NO_STORE, **check.headers})
 
 
 _PUBLIC = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}
