@@ -99,9 +99,37 @@ def token_issue(*, client: ApiClient, scopes: list[str]) -> IssuedToken:
     return IssuedToken(access_token=token, expires_in=lifetime, scope=scope)
 
 
+# Tokens whose signature and claims have been verified, with their claims:
+# an integration presents the same token on every call for its lifetime, and
+# an ECDSA verification costs more than the rest of the request. Only what
+# cannot change is remembered (the signature over these exact bytes, the
+# issuer, audience and claim types); expiry and the signing key being still
+# published are checked on every use, the client and revocation in the
+# database as before. Per process, at most _VERIFIED_MAX tokens.
+_verified: dict[tuple[str, str, str], tuple[str, dict]] = {}
+_VERIFIED_MAX = 4096
+
+
 def token_decode(token: str) -> dict:
     """The claims of a token we issued that has not expired; checks the
     signature, issuer, audience and claim types, not the database."""
+    cache_key = (token, issuer(), audience())
+    known = _verified.get(cache_key)
+    if known is not None:
+        kid, claims = known
+        if claims["exp"] > time.time() and keys.verification_key(kid) is not None:
+            return dict(claims)
+        _verified.pop(cache_key, None)
+        raise InvalidToken("expired or its key was withdrawn")
+    claims, kid = _token_verify(token)
+    while len(_verified) >= _VERIFIED_MAX:
+        # The oldest first (dicts keep insertion order).
+        _verified.pop(next(iter(_verified)), None)
+    _verified[cache_key] = (kid, claims)
+    return dict(claims)
+
+
+def _token_verify(token: str) -> tuple[dict, str]:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
@@ -136,7 +164,7 @@ def token_decode(token: str) -> dict:
         claims["tid"] = uuid.UUID(claims["tid"])
     except ValueError:
         raise InvalidToken("unexpected claims") from None
-    return claims
+    return claims, kid
 
 
 def token_principal(token: str) -> Principal:
