@@ -14,6 +14,7 @@ connection that had errors when the request ends, so the next one reconnects.
 
 import select
 from contextlib import contextmanager
+from functools import cache
 
 from django.db import connections
 from django.db.backends.utils import CursorDebugWrapper
@@ -39,7 +40,7 @@ def drop_dead_connections(**kwargs) -> None:
 
 
 @contextmanager
-def prepared_cursor(connection):
+def prepared_cursor(connection, *, binary: bool = False):
     """A cursor whose statements PostgreSQL parses and plans once per
     connection instead of on every execution: Django binds parameters on the
     client, so each query arrives as new text; this cursor sends them apart,
@@ -49,7 +50,12 @@ def prepared_cursor(connection):
     It is Django's own cursor wrapper around it, so errors are translated and
     mark the connection as failed, and queries are logged and counted in
     tests as usual. For the few hot queries whose SQL is fixed; other
-    databases get the ordinary cursor."""
+    databases get the ordinary cursor.
+
+    With `binary`, results come in PostgreSQL's binary format, which psycopg
+    loads in C: ten times cheaper for timestamps than the text format, for
+    which Django installs a loader written in Python. Not for JSON columns:
+    Django's converters expect them as text."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             yield cursor
@@ -60,7 +66,7 @@ def prepared_cursor(connection):
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        raw = psycopg.Cursor(connection.connection)
+        raw = (_binary_cursor_class() if binary else psycopg.Cursor)(connection.connection)
     if connection.queries_logged:
         cursor = _PreparedDebugCursor(raw, connection)
     else:
@@ -75,3 +81,14 @@ class _PreparedDebugCursor(CursorDebugWrapper):
     def execute(self, sql, params=None):
         with self.debug_sql(self.db.ops.compose_sql(sql, params)):
             return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
+
+
+@cache
+def _binary_cursor_class():
+    import psycopg
+
+    class BinaryCursor(psycopg.Cursor):
+        def execute(self, query, params=None, *, prepare=None, binary=True):
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+    return BinaryCursor
