@@ -14,9 +14,10 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from apiclients import secrets
+from apiclients import secrets, usage
 from apiclients.models import ApiClient, AuditAction, Tenant
 from apiclients.services import audit_record
 from config.db import prepared_cursor
@@ -39,6 +40,9 @@ _FIELDS = frozenset(
         "grants",
         "ip_allowlist",
         "last_redeemed_at",
+        "expires_at",
+        "previous_secret_digest",
+        "previous_secret_expires_at",
     }
 )
 # Printable ASCII, as long as the column: anything else cannot be a client ID
@@ -55,10 +59,21 @@ def client_authenticate(credentials: Credentials, *, remote_addr: str | None) ->
     if client is None:
         secrets.secret_matches(credentials.secret, _DUMMY_DIGEST)
         raise ClientAuthFailed(reason="unknown_client", client_id=credentials.client_id)
-    if not client.check_secret(credentials.secret):
+    now = timezone.now()
+    # The token carries the generation of the secret that earned it: during a
+    # rotation's overlap the old secret's tokens die with the overlap.
+    if client.check_secret(credentials.secret):
+        client.token_generation = client.secret_generation
+    elif client.check_previous_secret(credentials.secret, now):
+        client.token_generation = client.secret_generation - 1
+    else:
+        client.token_generation = None
+    if client.token_generation is None:
         reason = "wrong_secret"
     elif not client.is_active:
         reason = "inactive"
+    elif client.is_expired(now):
+        reason = "expired"
     elif not ip_allowed(client.ip_allowlist, remote_addr):
         # Refused as invalid_client rather than a 403: a 403 would tell
         # whoever holds a stolen secret that it is right and only their
@@ -156,6 +171,8 @@ def client_mark_redeemed(client: ApiClient, *, now: datetime) -> bool:
     # update(), not save(): touches one column and leaves "last modified" alone.
     ApiClient.objects.filter(pk=client.pk).update(last_redeemed_at=now)
     client.last_redeemed_at = now
+    # The same coalesced moment moves the day's token counts to the database.
+    usage.counts_flush(client.pk, now)
     return True
 
 

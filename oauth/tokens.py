@@ -75,8 +75,16 @@ def token_scopes(client: ApiClient, requested: str | None) -> list[str]:
 
 def token_issue(*, client: ApiClient, scopes: list[str]) -> IssuedToken:
     key = keys.signing_key()
-    lifetime = settings.OAUTH_TOKEN_LIFETIME
     now = int(time.time())
+    generation = getattr(client, "token_generation", None) or client.secret_generation
+    # Never outlive the client's expiry, nor (for a token earned with the old
+    # secret of a rotation) the end of the overlap.
+    ends = [now + settings.OAUTH_TOKEN_LIFETIME]
+    if client.expires_at is not None:
+        ends.append(int(client.expires_at.timestamp()))
+    if generation != client.secret_generation and client.previous_secret_expires_at:
+        ends.append(int(client.previous_secret_expires_at.timestamp()))
+    lifetime = max(1, min(ends) - now)
     scope = " ".join(scopes)
     claims = {
         "iss": issuer(),
@@ -88,7 +96,7 @@ def token_issue(*, client: ApiClient, scopes: list[str]) -> IssuedToken:
         "client_id": client.client_id,
         "scope": scope,
         "tid": str(client.tenant_id),
-        "sgen": client.secret_generation,
+        "sgen": generation,
     }
     token = jwt.encode(
         claims,
@@ -175,13 +183,15 @@ def token_principal(token: str) -> Principal:
     token's jti must not be revoked."""
     claims = token_decode(token)
     client, revoked = client_row(claims["sub"], revoked_jti=claims["jti"])
+    now = timezone.now()
     if (
         client is None
         or client.tenant_id != claims["tid"]
-        or client.secret_generation != claims["sgen"]
+        or not _generation_live(client, claims["sgen"], now)
         or not client.is_active
+        or client.is_expired(now)
     ):
-        raise InvalidToken("client reset, deactivated or deleted")
+        raise InvalidToken("client reset, deactivated, expired or deleted")
     if revoked:
         raise InvalidToken("revoked")
     return Principal(
@@ -191,6 +201,14 @@ def token_principal(token: str) -> Principal:
         scopes=frozenset(claims["scope"].split()) & frozenset(client.grants),
         claims=claims,
     )
+
+
+def _generation_live(client: ApiClient, generation: int, now: datetime) -> bool:
+    """The current secret's tokens, and the old secret's while a rotation's
+    overlap lasts."""
+    if generation == client.secret_generation:
+        return True
+    return generation == client.secret_generation - 1 and client.previous_secret_live(now)
 
 
 def token_introspect(*, token: str, tenant_id: uuid.UUID) -> dict:

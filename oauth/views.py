@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from apiclients import usage
 from apiclients.catalog import GRANTABLE_APIS
 from apiclients.models import ApiClient
 from oauth import keys, throttle
@@ -145,7 +146,9 @@ def token(request: HttpRequest) -> JsonResponse:
     except OAuthError as exc:
         return _refused(request, exc, "token", client=client)
     issued = token_issue(client=client, scopes=scopes)
-    client_mark_redeemed(client, now=timezone.now())
+    now = timezone.now()
+    usage.token_counted(client.pk, now)
+    client_mark_redeemed(client, now=now)
     return JsonResponse(
         {
             "access_token": issued.access_token,
