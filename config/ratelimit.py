@@ -127,35 +127,40 @@ def count_many(counts: Sequence[Count]) -> list[Outcome]:
             for c, (key, reset_after) in zip(counts, keys, strict=True)
         ]
     # One script rather than a pipeline: one command to pack and one reply
-    # to parse, which is most of the client's cost of a round trip.
+    # to parse, which is most of the client's cost of a round trip; costs and
+    # expiries go as one argument each, the counts come back as one string.
     client = cache._cache.get_client(None, write=True)
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts[id(client)] = client.register_script(_COUNT_MANY)
-    replies = script(
-        # The keys as Django's cache names them, so that hit() and peek()
-        # see the same counters (Django stores integers as Redis integers).
-        keys=[cache.make_and_validate_key(key) for key, _ in keys],
-        args=[c.cost for c in counts] + [_ttl(c.limit.window) for c in counts],
+    reply = script(
+        # The keys as Django's cache names them, so that hit() and peek() see
+        # the same counters (Django stores integers as plain Redis integers;
+        # Redis keys need none of the memcached-minded validation).
+        keys=[cache.make_key(key) for key, _ in keys],
+        args=[
+            ",".join(str(c.cost) for c in counts),
+            ",".join(str(_ttl(c.limit.window)) for c in counts),
+        ],
     )
     return [
         Outcome(c.limit, int(count), reset_after)
-        for c, count, (_, reset_after) in zip(counts, replies, keys, strict=True)
+        for c, count, (_, reset_after) in zip(counts, reply.split(b","), keys, strict=True)
     ]
 
 
 _COUNT_MANY = """
-local n = #KEYS
-local out = {}
-for i = 1, n do
-  local cost = tonumber(ARGV[i])
-  if cost > 0 then
-    out[i] = redis.call('INCRBY', KEYS[i], cost)
-    redis.call('EXPIRE', KEYS[i], ARGV[n + i])
+local costs, ttls, out = {}, {}, {}
+for v in string.gmatch(ARGV[1], '[^,]+') do costs[#costs + 1] = tonumber(v) end
+for v in string.gmatch(ARGV[2], '[^,]+') do ttls[#ttls + 1] = v end
+for i = 1, #KEYS do
+  if costs[i] > 0 then
+    out[i] = redis.call('INCRBY', KEYS[i], costs[i])
+    redis.call('EXPIRE', KEYS[i], ttls[i])
   else
     out[i] = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
   end
 end
-return out
+return table.concat(out, ',')
 """
 _scripts: dict = {}

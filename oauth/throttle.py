@@ -27,6 +27,7 @@ A limit set to 0 is off.
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -48,15 +49,29 @@ def _client_subject(client_id: str | None) -> str | None:
 
 
 def _limits(endpoint: str) -> dict[str, Limit]:
-    window = settings.OAUTH_RATE_LIMIT_WINDOW
-    failures = settings.OAUTH_FAILURE_WINDOW
+    return _limits_for(
+        endpoint,
+        settings.OAUTH_RATE_LIMIT_WINDOW,
+        settings.OAUTH_RATE_LIMIT_PER_CLIENT,
+        settings.OAUTH_RATE_LIMIT_PER_IP,
+        settings.OAUTH_FAILURE_WINDOW,
+        settings.OAUTH_FAILURES_PER_CLIENT_AND_IP,
+        settings.OAUTH_FAILURES_PER_IP,
+        settings.OAUTH_FAILURES_PER_CLIENT,
+    )
+
+
+@lru_cache(maxsize=32)
+def _limits_for(
+    endpoint, window, per_client, per_ip, failures, fail_pair, fail_ip, fail_client
+) -> dict[str, Limit]:
     return {
-        "client": Limit(f"oauth-{endpoint}-client", settings.OAUTH_RATE_LIMIT_PER_CLIENT, window),
-        "ip": Limit(f"oauth-{endpoint}-ip", settings.OAUTH_RATE_LIMIT_PER_IP, window),
+        "client": Limit(f"oauth-{endpoint}-client", per_client, window),
+        "ip": Limit(f"oauth-{endpoint}-ip", per_ip, window),
         # Failures are shared by the three endpoints: a guess is a guess.
-        "fail_pair": Limit("oauth-fail-pair", settings.OAUTH_FAILURES_PER_CLIENT_AND_IP, failures),
-        "fail_ip": Limit("oauth-fail-ip", settings.OAUTH_FAILURES_PER_IP, failures),
-        "fail_client": Limit("oauth-fail-client", settings.OAUTH_FAILURES_PER_CLIENT, failures),
+        "fail_pair": Limit("oauth-fail-pair", fail_pair, failures),
+        "fail_ip": Limit("oauth-fail-ip", fail_ip, failures),
+        "fail_client": Limit("oauth-fail-client", fail_client, failures),
         # Counts successes, to know an address that is really the client.
         "good": Limit("oauth-good", 0, failures),
     }
