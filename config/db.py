@@ -60,19 +60,28 @@ def prepared_cursor(connection, *, binary: bool = False):
         with connection.cursor() as cursor:
             yield cursor
         return
-    import psycopg
-
     connection.validate_thread_sharing()
     connection.close_if_health_check_failed()
     connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = (_binary_cursor_class() if binary else psycopg.Cursor)(connection.connection)
+    raw = _raw_cursor(connection, binary)
     if connection.queries_logged:
-        cursor = _PreparedDebugCursor(raw, connection)
+        yield _PreparedDebugCursor(raw, connection)
     else:
-        cursor = connection.make_cursor(raw)
-    with cursor:
-        yield cursor
+        yield connection.make_cursor(raw)
+    # Not closed: the next query on this connection reuses it (making a
+    # psycopg cursor costs about as much as the rest of a prepared query).
+
+
+def _raw_cursor(connection, binary: bool):
+    kept = connection.__dict__.setdefault("_prepared_cursors", {})
+    pg_connection, raw = kept.get(binary, (None, None))
+    if pg_connection is not connection.connection or raw.closed:
+        import psycopg
+
+        with connection.wrap_database_errors:
+            raw = (_binary_cursor_class() if binary else psycopg.Cursor)(connection.connection)
+        kept[binary] = (connection.connection, raw)
+    return raw
 
 
 class _PreparedDebugCursor(CursorDebugWrapper):
