@@ -127,38 +127,47 @@ def count_many(counts: Sequence[Count]) -> list[Outcome]:
             for c, (key, reset_after) in zip(counts, keys, strict=True)
         ]
     # One script rather than a pipeline: one command to pack and one reply
-    # to parse, which is most of the client's cost of a round trip; costs and
-    # expiries go as one argument each, the counts come back as one string.
+    # to parse, which is most of the client's cost of a round trip. The
+    # counters to add to come first, then the ones only read (one MGET);
+    # the counts come back as one string.
     client = cache._cache.get_client(None, write=True)
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts[id(client)] = client.register_script(_COUNT_MANY)
+    adding = [i for i, c in enumerate(counts) if c.cost]
+    order = adding + [i for i, c in enumerate(counts) if not c.cost]
     reply = script(
         # The keys as Django's cache names them, so that hit() and peek() see
         # the same counters (Django stores integers as plain Redis integers;
         # Redis keys need none of the memcached-minded validation).
-        keys=[cache.make_key(key) for key, _ in keys],
+        keys=[cache.make_key(keys[i][0]) for i in order],
         args=[
-            ",".join(str(c.cost) for c in counts),
-            ",".join(str(_ttl(c.limit.window)) for c in counts),
+            len(adding),
+            *(counts[i].cost for i in adding),
+            *(_ttl(counts[i].limit.window) for i in adding),
         ],
     )
-    return [
-        Outcome(c.limit, int(count), reset_after)
-        for c, count, (_, reset_after) in zip(counts, reply.split(b","), keys, strict=True)
-    ]
+    values = dict(zip(order, reply.split(b","), strict=True))
+    return [Outcome(c.limit, int(values[i]), keys[i][1]) for i, c in enumerate(counts)]
 
 
+# KEYS: the counters to add to, then those to read. ARGV: how many to add
+# to, their costs, their expiries (set when the counter is created).
 _COUNT_MANY = """
-local costs, ttls, out = {}, {}, {}
-for v in string.gmatch(ARGV[1], '[^,]+') do costs[#costs + 1] = tonumber(v) end
-for v in string.gmatch(ARGV[2], '[^,]+') do ttls[#ttls + 1] = v end
-for i = 1, #KEYS do
-  if costs[i] > 0 then
-    out[i] = redis.call('INCRBY', KEYS[i], costs[i])
-    redis.call('EXPIRE', KEYS[i], ttls[i])
-  else
-    out[i] = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local cost = tonumber(ARGV[1 + i])
+  local count = redis.call('INCRBY', KEYS[i], cost)
+  if count == cost then
+    redis.call('EXPIRE', KEYS[i], ARGV[1 + n + i])
+  end
+  out[i] = count
+end
+if #KEYS > n then
+  local read = redis.call('MGET', unpack(KEYS, n + 1))
+  for j = 1, #KEYS - n do
+    out[n + j] = tonumber(read[j] or '0') or 0
   end
 end
 return table.concat(out, ',')

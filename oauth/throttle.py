@@ -23,9 +23,16 @@ OAUTH_AUDIT_FAILURE_INTERVAL seconds; the ones in between are counted, and the
 next event that is written says how many were left out.
 
 A limit set to 0 is off.
+
+When the cache cannot be reached, requests are let through (and an error is
+logged, at most once a minute per process): the secret is still checked
+against the database, and an outage of Redis must not stop every
+integration from getting tokens.
 """
 
+import logging
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -35,6 +42,28 @@ from django.core.cache import cache
 from config import ratelimit
 from config.ratelimit import Count, Limit, Outcome
 from oauth.errors import OAuthError
+
+logger = logging.getLogger("oauth")
+
+try:
+    from redis.exceptions import RedisError
+
+    CACHE_ERRORS: tuple[type[Exception], ...] = (OSError, RedisError)
+except ImportError:  # pragma: no cover (redis is a dependency)
+    CACHE_ERRORS = (OSError,)
+_last_warning = [float("-inf")]
+
+
+def _cache_unavailable(exc: Exception) -> None:
+    now = time.monotonic()
+    if now - _last_warning[0] >= 60:
+        _last_warning[0] = now
+        logger.error(
+            "Rate limits are not enforced: the cache is unavailable (%s: %s)",
+            type(exc).__name__,
+            exc,
+        )
+
 
 # What a client ID can look like (as in oauth.clients); anything else is
 # counted under one name, so callers cannot make up cache keys.
@@ -117,22 +146,29 @@ def check(*, endpoint: str, client_id: str | None, ip: str | None) -> Check:
     subject = _client_subject(client_id)
     if subject is None:
         # No credentials at all: only the address can be counted.
-        rate = ratelimit.count_many([Count(limits["ip"], ip), Count(limits["fail_ip"], ip, cost=0)])
-        failures = rate[1:]
-        rate = rate[:1]
+        counts = [Count(limits["ip"], ip), Count(limits["fail_ip"], ip, cost=0)]
     else:
         pair = f"{subject}|{ip}"
-        outcomes = ratelimit.count_many(
-            [
-                Count(limits["ip"], ip),
-                Count(limits["client"], subject),
-                Count(limits["fail_pair"], pair, cost=0),
-                Count(limits["fail_ip"], ip, cost=0),
-                Count(limits["fail_client"], subject, cost=0),
-                Count(limits["good"], pair, cost=0),
-                Count(limits["good"], pair, cost=0, previous=True),
-            ]
-        )
+        counts = [
+            Count(limits["ip"], ip),
+            Count(limits["client"], subject),
+            Count(limits["fail_pair"], pair, cost=0),
+            Count(limits["fail_ip"], ip, cost=0),
+            Count(limits["fail_client"], subject, cost=0),
+            Count(limits["good"], pair, cost=0),
+            Count(limits["good"], pair, cost=0, previous=True),
+        ]
+    try:
+        outcomes = ratelimit.count_many(counts)
+    except CACHE_ERRORS as exc:
+        _cache_unavailable(exc)
+        result.headers = {}
+        result.good_now = True  # nothing to mark either
+        return result
+    if subject is None:
+        failures = outcomes[1:]
+        rate = outcomes[:1]
+    else:
         rate = outcomes[:2]
         fail_pair, fail_ip, fail_client, good_now, good_before = outcomes[2:]
         result.good_now = bool(good_now.count)
@@ -171,7 +207,10 @@ def authentication_failed(check: Check) -> None:
             Count(limits["fail_pair"], f"{subject}|{check.ip}"),
             Count(limits["fail_client"], subject),
         ]
-    ratelimit.count_many(counts)
+    try:
+        ratelimit.count_many(counts)
+    except CACHE_ERRORS as exc:
+        _cache_unavailable(exc)
 
 
 def authentication_succeeded(check: Check) -> None:
@@ -179,14 +218,26 @@ def authentication_succeeded(check: Check) -> None:
     subject = _client_subject(check.client_id)
     if check.good_now or subject is None:
         return
-    ratelimit.hit(_limits(check.endpoint)["good"], f"{subject}|{check.ip}")
+    try:
+        ratelimit.hit(_limits(check.endpoint)["good"], f"{subject}|{check.ip}")
+    except CACHE_ERRORS as exc:
+        _cache_unavailable(exc)
 
 
 def audit_suppressed(*, client_id: str, ip: str | None) -> int | None:
     """Whether to write an audit event (or log line) for a failure of this
     client from this address now: None when one was written in the current
     interval (this failure is counted instead); otherwise how many failures
-    were left out since the last one that was written."""
+    were left out since the last one that was written (every failure is
+    written while the cache is unavailable)."""
+    try:
+        return _audit_suppressed(client_id, ip)
+    except CACHE_ERRORS as exc:
+        _cache_unavailable(exc)
+        return 0
+
+
+def _audit_suppressed(client_id: str, ip: str | None) -> int | None:
     subject = f"{_client_subject(client_id)}|{ip or 'unknown'}"
     interval = Limit("oauth-audit", 1, settings.OAUTH_AUDIT_FAILURE_INTERVAL)
     pending_key = f"oauth-audit-pending:{subject}"

@@ -312,3 +312,34 @@ def test_unknown_clients_are_logged_once_per_interval(client, db, limits, clock,
     lines = [r.getMessage() for r in caplog.records if "unknown client" in r.getMessage()]
     assert len(lines) == 2
     assert "19 more since the last report" in lines[1]
+
+
+# The cache unavailable ------------------------------------------------------------
+
+
+def test_without_the_cache_tokens_are_still_issued_and_failures_audited(
+    client, failure_limits, siem, caplog
+):
+    from redis.exceptions import ConnectionError as RedisDown
+
+    from oauth import throttle
+
+    api_client, secret = siem
+    down = mock.Mock(side_effect=RedisDown("Connection refused"))
+    broken_cache = mock.Mock(incr=down, add=down, get=down, decr=down)
+    caplog.set_level(logging.ERROR, logger="oauth")
+    with (
+        mock.patch.object(throttle.ratelimit, "count_many", down),
+        mock.patch.object(throttle.ratelimit, "hit", down),
+        mock.patch.object(throttle, "cache", broken_cache),
+        mock.patch.object(throttle, "_last_warning", [float("-inf")]),
+    ):
+        ok = token(client, api_client.client_id, secret)
+        wrong = [token(client, api_client.client_id, "acsec_wrong").status_code for _ in range(5)]
+
+    assert ok.status_code == 200
+    assert "RateLimit-Limit" not in ok
+    assert wrong == [401] * 5  # the secret is still checked; nothing is locked out
+    assert len(failures()) == 5  # nothing to aggregate with: every one is written
+    outage = [r for r in caplog.records if "Rate limits are not enforced" in r.getMessage()]
+    assert len(outage) == 1  # once a minute, not once a request
