@@ -1,16 +1,34 @@
-"""
-WSGI config for config project.
-
-It exposes the WSGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/5.2/howto/deployment/wsgi/
-"""
+"""The WSGI application, for gunicorn (bin/serve, config/gunicorn.conf.py)."""
 
 import os
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-application = get_wsgi_application()
+_django = get_wsgi_application()
+
+_TOO_MANY = (
+    b'{"error": "invalid_request", "error_description": '
+    b'"Too many parameters or too large a request"}'
+)
+
+
+def application(environ, start_response):
+    try:
+        return _django(environ, start_response)
+    except (TooManyFieldsSent, RequestDataTooBig):
+        # Django 5.2 parses the query string while it builds the request when
+        # the Content-Type names a charset: a flood of parameters raises
+        # before any middleware or error handler can answer, and the server
+        # would send a bare 500.
+        start_response(
+            "400 Bad Request",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(_TOO_MANY))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [_TOO_MANY]

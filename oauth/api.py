@@ -243,7 +243,14 @@ def _datetime_param(query: QueryDict, name: str):
         value = None
     if value is None:
         raise invalid_request(f"{name} must be an ISO 8601 date and time")
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        # The database compares in UTC: an offset that carries the time past
+        # year 9999 or before year 1 cannot be expressed there.
+        value.astimezone(UTC)
+    except OverflowError:
+        raise invalid_request(f"{name} is out of range") from None
+    return value
 
 
 @require_scope("audit-log:read")
@@ -261,6 +268,9 @@ def audit_log(request: HttpRequest) -> JsonResponse:
             raise invalid_request("action must be one of " + ", ".join(AuditAction.values))
         query = query.filter(action=action)
     if client_id := request.GET.get("clientId"):
+        if "\x00" in client_id:
+            # PostgreSQL refuses NUL in text; no client ID can hold one.
+            raise invalid_request("clientId must not contain NUL characters")
         query = query.filter(client_id=client_id[:64])
     if since := _datetime_param(request.GET, "since"):
         query = query.filter(created_at__gte=since)

@@ -7,6 +7,7 @@ row in one query that also asks whether its jti was revoked, so a reset
 token off at once, while the signature spares us any token table.
 """
 
+import re
 import secrets
 import time
 import uuid
@@ -26,6 +27,9 @@ from oauth.models import RevokedToken
 
 TOKEN_TYPE = "at+jwt"
 _REQUIRED_CLAIMS = ["iss", "sub", "aud", "iat", "exp", "jti", "scope", "tid", "sgen", "client_id"]
+
+
+_JTI_RE = re.compile(r"[\x21-\x7e]{1,64}")
 
 
 class InvalidToken(Exception):
@@ -163,6 +167,9 @@ def _token_verify(token: str) -> tuple[dict, str]:
         isinstance(claims["sub"], str)
         and claims["client_id"] == claims["sub"]
         and isinstance(claims["jti"], str)
+        # Printable ASCII only: the jti goes into the revocation query, and
+        # PostgreSQL refuses a NUL byte with an error rather than a miss.
+        and _JTI_RE.fullmatch(claims["jti"]) is not None
         and isinstance(claims["scope"], str)
         and isinstance(claims["sgen"], int)
         and isinstance(claims["tid"], str)
