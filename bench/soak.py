@@ -261,6 +261,9 @@ def render(args, info, results, samples, workers, replaced) -> str:
         f"- machine: {info['machine']}; Python {info['python']}, Django {info['django']}",
         f"- {args.clients} API clients in the tenant; the token load rotates through 20 of "
         "them, the bearer load through 5 tokens",
+        "- load average at the end (1, 5, 15 min): "
+        + ", ".join(f"{load:.2f}" for load in os.getloadavg())
+        + " (the machine may be shared: compare memory, not throughput, across runs)",
         "",
         "## Throughput and latency",
         "",
