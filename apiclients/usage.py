@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from apiclients.models import ApiClient, TokenDailyCount
+from config.cache import counter_add
 
 PENDING_TTL = 3 * 24 * 3600
 CHART_DAYS = 30
@@ -27,13 +28,8 @@ def _key(client_pk: int, day: date) -> str:
 
 
 def token_counted(client_pk: int, now: datetime) -> None:
-    """One token issued now (UTC day)."""
-    key = _key(client_pk, now.date())
-    try:
-        cache.incr(key)
-    except ValueError:
-        if not cache.add(key, 1, timeout=PENDING_TTL):
-            cache.incr(key)
+    """One token issued now (UTC day): one round trip to Redis."""
+    counter_add(cache, _key(client_pk, now.date()), 1, PENDING_TTL)
 
 
 def _add(client_pk: int, day: date, n: int) -> None:

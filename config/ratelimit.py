@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
+from config.cache import counter_add
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -73,14 +75,7 @@ def _ttl(window: int) -> int:
 
 
 def _incr(cache, key: str, cost: int, window: int) -> int:
-    try:
-        return cache.incr(key, cost)
-    except ValueError:
-        # First request of the window. add() loses to a concurrent add; then
-        # incr again.
-        if cache.add(key, cost, timeout=_ttl(window)):
-            return cost
-        return cache.incr(key, cost)
+    return counter_add(cache, key, cost, _ttl(window))
 
 
 def peek(limit: Limit, subject: str) -> Outcome:
