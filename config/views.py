@@ -58,3 +58,13 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
             {"error": "not_found", "error_description": "No such endpoint"}, status=404
         )
     return HttpResponse(render_to_string("404.html", request=request), status=404)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    # Reached for a foreign Host header too, so nothing here may call
+    # request.get_host().
+    if is_api_path(request.path):
+        return JsonResponse(
+            {"error": "invalid_request", "error_description": "Bad request"}, status=400
+        )
+    return HttpResponse(render_to_string("400.html"), status=400)

@@ -41,3 +41,17 @@ def test_the_console_says_unavailable_when_the_database_is_down(alice):
     assert response["Retry-After"] == "5"
     assert b"temporarily unavailable" in response.content
     assert b"127.0.0.1" not in response.content and b"Traceback" not in response.content
+
+
+def test_a_foreign_host_gets_a_json_400_on_the_api(db):
+    response = Client(raise_request_exception=False).get("/v1/users", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_a_foreign_host_gets_a_plain_400_page_in_the_console(db):
+    response = Client(raise_request_exception=False).get(
+        "/administration/integrations/api-clients/", HTTP_HOST="evil.example"
+    )
+    assert response.status_code == 400
+    assert b"could not be understood" in response.content
