@@ -18,3 +18,11 @@ accesslog = os.environ.get("ACCESS_LOG", "-")
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Never a client secret in the access log (see the module).
 logger_class = "config.gunicorn_logging.AccessLogWithoutSecrets"
+
+
+def worker_exit(server, worker):
+    # Token counts a worker has buffered (apiclients.usage) go to the cache
+    # before it exits, so a restart or a scale-down loses none.
+    from apiclients import usage
+
+    usage.buffer_flush()

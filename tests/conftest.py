@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
+from apiclients import usage
 from apiclients.accounts import user_create
 from apiclients.models import Role, Tenant
 from apiclients.services import api_client_create
@@ -26,8 +27,10 @@ def _fast_hashing_and_clean_cache(settings):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     cache.clear()
+    usage.buffer_clear()  # token counts not yet in the cache
     yield
     cache.clear()
+    usage.buffer_clear()
 
 
 def _user(username, tenant, role):
