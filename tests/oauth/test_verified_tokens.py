@@ -81,3 +81,25 @@ def test_the_memory_is_bounded(client, siem, monkeypatch):
     for _ in range(5):
         assert users(client, get_token(client, api_client, secret)).status_code == 200
     assert len(tokens._verified) == 3
+
+
+def test_an_issued_token_is_what_pyjwt_writes_and_verifies(siem):
+    api_client, _ = siem
+    issued = tokens.token_issue(client=api_client, scopes=["users:read"])
+    header, payload, signature = issued.access_token.split(".")
+    claims = jwt.decode(
+        issued.access_token,
+        keys.signing_key().public_key,
+        algorithms=["ES256"],
+        audience=tokens.audience(),
+    )
+
+    reference = jwt.encode(
+        claims,
+        keys.signing_key().private_key,
+        algorithm="ES256",
+        headers={"kid": keys.signing_key().kid, "typ": "at+jwt"},
+    )
+    # ECDSA signatures are randomised; everything else is the same bytes.
+    assert reference.split(".")[:2] == [header, payload]
+    assert len(jwt.utils.base64url_decode(signature)) == 64
