@@ -10,11 +10,12 @@ import binascii
 import json
 from datetime import UTC
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Q
-from django.http import HttpRequest, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils.dateparse import parse_datetime
 
 from apiclients.models import AuditAction, AuditEvent, Membership
@@ -50,7 +51,7 @@ def _bool_param(query: QueryDict, name: str) -> bool | None:
 
 
 @require_scope("users:read")
-def users(request: HttpRequest) -> JsonResponse:
+def users(request: HttpRequest) -> HttpResponse:
     """`active`, `blocked`, `pageSize` and `page`, as in the seeds' example.
 
     The console has one switch per user (Django's is_active): a user who may
@@ -74,52 +75,64 @@ def users(request: HttpRequest) -> JsonResponse:
             limit=page_size,
             offset=(page - 1) * page_size,
         )
-    return JsonResponse(
-        {
-            "users": [
-                {
-                    "userId": str(pk),
-                    "username": username,
-                    "firstName": first_name,
-                    "lastName": last_name,
-                    "email": email,
-                    "role": role,
-                    "active": active,
-                    "blocked": not active,
-                    "creationDate": _json_time(date_joined),
-                    "lastLogin": _json_time(last_login),
-                }
-                for (
-                    pk,
-                    username,
-                    first_name,
-                    last_name,
-                    email,
-                    active,
-                    date_joined,
-                    last_login,
-                    role,
-                    _total,
-                ) in rows
-            ],
-            "totalCount": total,
-            "page": page,
-            "pageSize": page_size,
-        }
+    # Written directly: json.dumps() of a page of dicts cost more than the
+    # query. The same bytes as JsonResponse would send (a test holds it to that).
+    users_json = ", ".join(
+        _USER_JSON
+        % (
+            _json_str(str(pk)),
+            _json_str(username),
+            _json_str(first_name),
+            _json_str(last_name),
+            _json_str(email),
+            _json_str(role),
+            _JSON_BOOL[bool(active)],
+            _JSON_BOOL[not active],
+            _json_time(date_joined),
+            _json_time(last_login),
+        )
+        for (
+            pk,
+            username,
+            first_name,
+            last_name,
+            email,
+            active,
+            date_joined,
+            last_login,
+            role,
+            _total,
+        ) in rows
+    )
+    return HttpResponse(
+        f'{{"users": [{users_json}], "totalCount": {int(total)}, "page": {page}, '
+        f'"pageSize": {page_size}}}',
+        content_type="application/json",
     )
 
 
-def _json_time(value):
-    # Exactly what DjangoJSONEncoder writes, done here so that the encoder
-    # meets only strings (its C fast path).
+_USER_JSON = (
+    '{"userId": %s, "username": %s, "firstName": %s, "lastName": %s, "email": %s, '
+    '"role": %s, "active": %s, "blocked": %s, "creationDate": %s, "lastLogin": %s}'
+)
+_JSON_BOOL = {True: "true", False: "false"}
+
+
+def _json_str(value) -> str:
+    # What json.dumps() writes for a string (ensure_ascii, its C escaper).
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def _json_time(value) -> str:
+    # A JSON string as DjangoJSONEncoder writes a datetime.
     if value is None:
-        return None
+        return "null"
     text = value.isoformat()
     if value.microsecond:
         text = text[:23] + text[26:]
     if text.endswith("+00:00"):
         text = text.removesuffix("+00:00") + "Z"
-    return text
+    return f'"{text}"'
 
 
 def _users_page(*, tenant_id, is_active: bool | None, limit: int, offset: int):
