@@ -66,6 +66,12 @@ def parse_args():
         help="CACHE_URL of the server (rate limits); flushed before the run",
     )
     ap.add_argument("--skip-console", action="store_true")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also load the floor views of bench/floor_urls.py: what any token endpoint "
+        "of this design must do (sign; + the client lookup; + the rate-limit check)",
+    )
     return ap.parse_args()
 
 
@@ -511,6 +517,8 @@ def main():
         "ACCESS_LOG": str(workdir / "access.log"),
         "GUNICORN_LOG_LEVEL": "warning",
     }
+    if args.floor:
+        env["DJANGO_SETTINGS_MODULE"] = "bench.floor_settings"
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
         cwd=ROOT,
@@ -550,6 +558,15 @@ def main():
                 {"header_file": bearer, "header": "Authorization"},
             ),
         ]
+        if args.floor:
+            ids = workdir / "client_ids.txt"
+            ids.write_text("".join(cid + "\n" for cid, _ in kept))
+            floor = {"header_file": ids, "header": "X-Client-Id", "method": "POST"}
+            endpoints[2:2] = [
+                ("floor: sign", base_url + "/bench/floor/sign", floor),
+                ("floor: + lookup", base_url + "/bench/floor/lookup", floor),
+                ("floor: + limits", base_url + "/bench/floor/limits", floor),
+            ]
         # Warm up every worker and code path once.
         for _, url, kw in endpoints:
             run_wrk(url, 4, 2, **kw)
@@ -570,7 +587,7 @@ def main():
                 r.update(endpoint=name, concurrency=c, ratio=r["rps"] / ceiling)
                 results.append(r)
                 print(
-                    f"  c={c:<3} {name:<16} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms"
+                    f"  c={c:<3} {name:<17} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms"
                     f"  p99 {r['p99_ms']:6.1f} ms (worst {r['p99_max_ms']:6.1f})"
                     f"  errors {r['errors']}  ratio {r['ratio']:.0%}"
                     f"  CPU/req app {r['cpu']['app']:.2f} db {r['cpu']['db']:.2f}"
