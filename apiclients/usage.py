@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from apiclients.models import ApiClient, TokenDailyCount
-from config.cache import counter_add
+from config.cache import CACHE_ERRORS, counter_add
 
 PENDING_TTL = 3 * 24 * 3600
 CHART_DAYS = 30
@@ -60,7 +60,7 @@ def buffer_flush() -> None:
     for i, (key, n) in enumerate(items):
         try:
             counter_add(cache, key, n, PENDING_TTL)
-        except Exception:
+        except CACHE_ERRORS:
             # The cache is unavailable: keep what is left for the next flush.
             logger.warning("Token counts kept in the process: the cache is unavailable")
             with _buffer_lock:
@@ -98,10 +98,16 @@ def counts_flush(client_pk: int, now: datetime) -> None:
     buffer_flush()
     for day in (now.date(), now.date() - timedelta(days=1)):
         key = _key(client_pk, day)
-        pending = cache.get(key)
-        if pending:
-            _add(client_pk, day, pending)
-            cache.decr(key, pending)
+        try:
+            pending = cache.get(key)
+            if pending:
+                _add(client_pk, day, pending)
+                cache.decr(key, pending)
+        except CACHE_ERRORS:
+            # The counts stay pending until the cache is back; the token
+            # that brought us here is not refused for it.
+            logger.warning("Token counts not moved to the database: the cache is unavailable")
+            return
 
 
 def daily_counts(client: ApiClient, today: date, days: int = CHART_DAYS) -> list[tuple[date, int]]:

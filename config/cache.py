@@ -10,6 +10,14 @@ is thread-safe). settings use this backend whenever CACHE_URL is redis://.
 from django.core.cache.backends import redis as django_redis
 from django.utils.connection import ConnectionProxy
 
+try:
+    from redis.exceptions import RedisError
+
+    # What a cache call raises when the cache cannot be reached.
+    CACHE_ERRORS: tuple[type[Exception], ...] = (OSError, RedisError)
+except ImportError:  # pragma: no cover (redis is a dependency)
+    CACHE_ERRORS = (OSError,)
+
 
 class RedisCacheClient(django_redis.RedisCacheClient):
     def __init__(self, *args, **kwargs):

@@ -40,17 +40,12 @@ from django.conf import settings
 from django.core.cache import cache
 
 from config import ratelimit
+from config.cache import CACHE_ERRORS
 from config.ratelimit import Count, Limit, Outcome
 from oauth.errors import OAuthError
 
 logger = logging.getLogger("oauth")
 
-try:
-    from redis.exceptions import RedisError
-
-    CACHE_ERRORS: tuple[type[Exception], ...] = (OSError, RedisError)
-except ImportError:  # pragma: no cover (redis is a dependency)
-    CACHE_ERRORS = (OSError,)
 _last_warning = [float("-inf")]
 
 

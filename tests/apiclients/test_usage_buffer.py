@@ -61,3 +61,14 @@ def test_counts_wait_in_the_process_while_the_cache_is_down(make_api_client, cap
     usage.buffer_flush()
 
     assert cache.get(key) == 2
+
+
+def test_the_coalesced_write_survives_a_cache_outage(make_api_client, caplog):
+    from redis.exceptions import ConnectionError as RedisDown
+
+    client, _ = make_api_client()
+    now = timezone.now()
+    down = mock.Mock(side_effect=RedisDown("refused"))
+    with mock.patch.object(usage, "cache", mock.Mock(get=down, decr=down)):
+        usage.counts_flush(client.pk, now)  # no exception: the token is not refused for it
+    assert "cache is unavailable" in caplog.text
