@@ -384,6 +384,23 @@ class CpuMeter:
         }
 
 
+def write_header_files(workdir: Path, base_url: str, kept) -> tuple[Path, Path]:
+    """Authorization headers for wrk to rotate through: Basic for each kept
+    client, Bearer tokens fetched for the first five."""
+    basic = workdir / "basic.txt"
+    basic.write_text(
+        "".join(
+            "Basic " + base64.b64encode(f"{cid}:{sec}".encode()).decode() + "\n"
+            for cid, sec in kept
+        )
+    )
+    bearer = workdir / "bearer.txt"
+    bearer.write_text(
+        "".join("Bearer " + fetch_token(base_url, cid, sec) + "\n" for cid, sec in kept[:5])
+    )
+    return basic, bearer
+
+
 def run_wrk(url, concurrency, duration, *, header_file=None, header="", method="GET", body=""):
     # One wrk thread: it keeps up easily, and on a small machine every core
     # it does not take is left to the server.
@@ -529,17 +546,7 @@ def main():
         wait_until_up(base_url + "/healthz")
         meter = CpuMeter(server.pid, database_url, args.cache)
         kept = seeded["kept"]
-        basic = workdir / "basic.txt"
-        basic.write_text(
-            "".join(
-                "Basic " + base64.b64encode(f"{cid}:{sec}".encode()).decode() + "\n"
-                for cid, sec in kept
-            )
-        )
-        bearer = workdir / "bearer.txt"
-        bearer.write_text(
-            "".join("Bearer " + fetch_token(base_url, cid, sec) + "\n" for cid, sec in kept[:5])
-        )
+        basic, bearer = write_header_files(workdir, base_url, kept)
         endpoints = [
             ("GET /healthz", base_url + "/healthz", {}),
             (

@@ -18,7 +18,6 @@ show that nothing fails and no worker's memory creeps. Run it with
 """
 
 import argparse
-import base64
 import datetime as dt
 import json
 import os
@@ -36,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 # bench/bench.py, beside this script (its directory is first on sys.path).
 from bench import (  # noqa: E402 (after the path is set)
     RATE_LIMIT_ENV,
-    fetch_token,
     prepare_cache,
     seed,
     setup_django,
     versions,
     wait_until_up,
+    write_header_files,
 )
 
 
@@ -180,17 +179,7 @@ def main():
         if server.poll() is not None:
             raise SystemExit(f"gunicorn exited: see {workdir / 'server.log'}")
         kept = seeded["kept"]
-        basic = workdir / "basic.txt"
-        basic.write_text(
-            "".join(
-                "Basic " + base64.b64encode(f"{cid}:{sec}".encode()).decode() + "\n"
-                for cid, sec in kept
-            )
-        )
-        bearer = workdir / "bearer.txt"
-        bearer.write_text(
-            "".join("Bearer " + fetch_token(base_url, cid, sec) + "\n" for cid, sec in kept[:5])
-        )
+        basic, bearer = write_header_files(workdir, base_url, kept)
         token_url = base_url + "/v1/oauth"
         users_url = base_url + "/v1/users?active=true&pageSize=100"
 
