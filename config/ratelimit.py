@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
-from config.cache import counter_add
+from config.cache import counter_add, script_run
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,15 @@ class Outcome:
 
 def _key(limit: Limit, subject: str, now: float) -> tuple[str, int]:
     window_no = int(now // limit.window)
-    reset_after = int(limit.window - (now % limit.window)) or 1
-    return f"rl:{limit.name}:{subject}:{window_no}", reset_after
+    return window_key(limit, subject, window_no), reset_after(limit, now)
+
+
+def window_key(limit: Limit, subject: str, window_no: int) -> str:
+    return f"rl:{limit.name}:{subject}:{window_no}"
+
+
+def reset_after(limit: Limit, now: float) -> int:
+    return int(limit.window - (now % limit.window)) or 1
 
 
 def hit(limit: Limit, subject: str, *, cost: int = 1) -> Outcome:
@@ -125,18 +132,16 @@ def count_many(counts: Sequence[Count]) -> list[Outcome]:
     # to parse, which is most of the client's cost of a round trip. The
     # counters to add to come first, then the ones only read (one MGET);
     # the counts come back as one string.
-    client = cache._cache.get_client(None, write=True)
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_COUNT_MANY)
     adding = [i for i, c in enumerate(counts) if c.cost]
     order = adding + [i for i, c in enumerate(counts) if not c.cost]
-    reply = script(
+    reply = script_run(
+        cache,
+        _COUNT_MANY,
         # The keys as Django's cache names them, so that hit() and peek() see
         # the same counters (Django stores integers as plain Redis integers;
         # Redis keys need none of the memcached-minded validation).
-        keys=[cache.make_key(keys[i][0]) for i in order],
-        args=[
+        [cache.make_key(keys[i][0]) for i in order],
+        [
             len(adding),
             *(counts[i].cost for i in adding),
             *(_ttl(counts[i].limit.window) for i in adding),
@@ -144,6 +149,29 @@ def count_many(counts: Sequence[Count]) -> list[Outcome]:
     )
     values = dict(zip(order, reply.split(b","), strict=True))
     return [Outcome(c.limit, int(values[i]), keys[i][1]) for i, c in enumerate(counts)]
+
+
+def add_many(adds: Sequence[tuple[Limit, str, int, int]]) -> list[int]:
+    """Adds (limit, subject, window number, cost) to each counter, in one
+    round trip on Redis; returns the new counts. For counts made elsewhere
+    and added later (oauth.throttle's local counts)."""
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return [
+            _incr(cache, window_key(limit, subject, window_no), cost, limit.window)
+            for limit, subject, window_no, cost in adds
+        ]
+    reply = script_run(
+        cache,
+        _COUNT_MANY,
+        [cache.make_key(window_key(limit, subject, no)) for limit, subject, no, _ in adds],
+        [
+            len(adds),
+            *(cost for *_, cost in adds),
+            *(_ttl(limit.window) for limit, *_ in adds),
+        ],
+    )
+    return [int(count) for count in reply.split(b",")]
 
 
 # KEYS: the counters to add to, then those to read. ARGV: how many to add
@@ -167,4 +195,3 @@ if #KEYS > n then
 end
 return table.concat(out, ',')
 """
-_scripts: dict = {}
