@@ -170,6 +170,15 @@ OAUTH_FAILURE_WINDOW = env.int("OAUTH_FAILURE_WINDOW", default=300)
 OAUTH_FAILURES_PER_CLIENT_AND_IP = env.int("OAUTH_FAILURES_PER_CLIENT_AND_IP", default=10)
 OAUTH_FAILURES_PER_IP = env.int("OAUTH_FAILURES_PER_IP", default=50)
 OAUTH_FAILURES_PER_CLIENT = env.int("OAUTH_FAILURES_PER_CLIENT", default=100)
+# Clients kept in each worker's memory, changes pushed to every worker before
+# the console confirms them (oauth.clientcache); needs Redis (CACHE_URL). A
+# worker that loses Redis for this many seconds loads clients from the
+# database again, and a change waits at most this long for a silent worker.
+OAUTH_CLIENT_CACHE = env.bool("OAUTH_CLIENT_CACHE", default=True)
+OAUTH_CLIENT_CACHE_LEASE = env.float("OAUTH_CLIENT_CACHE_LEASE", default=2.0)
+# Changes made outside the app (SQL by hand) send no message: rows are
+# reloaded at least this often (seconds).
+OAUTH_CLIENT_CACHE_MAX_AGE = env.float("OAUTH_CLIENT_CACHE_MAX_AGE", default=30.0)
 # Failed token requests of one client from one address are audited at most
 # once per this many seconds; the next event says how many were left out.
 OAUTH_AUDIT_FAILURE_INTERVAL = env.int("OAUTH_AUDIT_FAILURE_INTERVAL", default=600)

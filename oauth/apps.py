@@ -7,7 +7,23 @@ class OAuthConfig(AppConfig):
     verbose_name = "OAuth 2.0 token endpoint"
 
     def ready(self):
+        from django.db.models.signals import post_delete, post_save
+
+        from apiclients.models import ApiClient
         from config.db import drop_dead_connections
 
         # Instead of CONN_HEALTH_CHECKS' round trip per request (config.db).
         request_started.connect(drop_dead_connections, dispatch_uid="drop_dead_connections")
+        # Every change to a client reaches the memory of every worker before
+        # it is confirmed (oauth.clientcache).
+        post_save.connect(_client_saved, sender=ApiClient, dispatch_uid="client_cache_save")
+        post_delete.connect(_client_saved, sender=ApiClient, dispatch_uid="client_cache_delete")
+
+
+def _client_saved(sender, instance, created=False, **kwargs):
+    from oauth.clientcache import client_changed
+
+    if created:
+        return  # nobody can have it in memory yet
+
+    client_changed(instance.client_id)

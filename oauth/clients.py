@@ -21,6 +21,7 @@ from apiclients import secrets, usage
 from apiclients.models import ApiClient, AuditAction, Tenant
 from apiclients.services import audit_record
 from config.db import prepared_cursor
+from oauth import clientcache
 from oauth.errors import ClientAuthFailed
 from oauth.models import RevokedToken
 from oauth.request import Credentials
@@ -55,33 +56,56 @@ _DUMMY_DIGEST = secrets.digest(secrets.new_secret())
 
 @sensitive_variables()
 def client_authenticate(credentials: Credentials, *, remote_addr: str | None) -> ApiClient:
-    client, _ = client_row(credentials.client_id)
+    client = client_load(credentials.client_id)
     if client is None:
         secrets.secret_matches(credentials.secret, _DUMMY_DIGEST)
         raise ClientAuthFailed(reason="unknown_client", client_id=credentials.client_id)
+    reason = client_refusal(client, credentials.secret, remote_addr)
+    if reason is None:
+        return client
+    raise ClientAuthFailed(reason=reason, client_id=client.client_id, client=client)
+
+
+@sensitive_variables()
+def client_refusal(client: ApiClient, secret: str, remote_addr: str | None) -> str | None:
+    """Why these credentials do not authenticate this client now (for the
+    audit log; the caller only ever hears invalid_client), or None.
+
+    The secret is compared in constant time against the digest of the
+    current secret, then of the previous one during a rotation's overlap."""
     now = timezone.now()
     # The token carries the generation of the secret that earned it: during a
     # rotation's overlap the old secret's tokens die with the overlap.
-    if client.check_secret(credentials.secret):
+    if client.check_secret(secret):
         client.token_generation = client.secret_generation
-    elif client.check_previous_secret(credentials.secret, now):
+    elif client.check_previous_secret(secret, now):
         client.token_generation = client.secret_generation - 1
     else:
         client.token_generation = None
-    if client.token_generation is None:
-        reason = "wrong_secret"
-    elif not client.is_active:
-        reason = "inactive"
-    elif client.is_expired(now):
-        reason = "expired"
-    elif not ip_allowed(client.ip_allowlist, remote_addr):
+        return "wrong_secret"
+    if not client.is_active:
+        return "inactive"
+    if client.is_expired(now):
+        return "expired"
+    if not ip_allowed(client.ip_allowlist, remote_addr):
         # Refused as invalid_client rather than a 403: a 403 would tell
         # whoever holds a stolen secret that it is right and only their
         # address is wrong. Admins see the reason in the audit log.
-        reason = "ip_not_allowed"
-    else:
+        return "ip_not_allowed"
+    return None
+
+
+def client_load(client_id: str) -> ApiClient | None:
+    """The client with this ID: from this worker's memory when it is there
+    (oauth.clientcache keeps it current), else from the database (and kept)."""
+    client = clientcache.cached(client_id)
+    if client is not None:
         return client
-    raise ClientAuthFailed(reason=reason, client_id=client.client_id, client=client)
+    live, epoch = clientcache.live(), clientcache.epoch()
+    client, _ = client_row(client_id)
+    if client is not None and live:
+        clientcache.remember(client, epoch)
+    return client
 
 
 def client_row(client_id: str, *, revoked_jti: str | None = None) -> tuple[ApiClient | None, bool]:
@@ -97,7 +121,7 @@ def client_row(client_id: str, *, revoked_jti: str | None = None) -> tuple[ApiCl
         return None, False
     connection = connections[DEFAULT_DB_ALIAS]
     sql, attnames, converters = _client_query(connection, revoked_jti is not None)
-    with prepared_cursor(connection) as cursor:
+    with prepared_cursor(connection, binary=True) as cursor:
         cursor.execute(sql, [client_id] if revoked_jti is None else [revoked_jti, client_id])
         row = cursor.fetchone()
     if row is None:
@@ -171,6 +195,7 @@ def client_mark_redeemed(client: ApiClient, *, now: datetime) -> bool:
     # update(), not save(): touches one column and leaves "last modified" alone.
     ApiClient.objects.filter(pk=client.pk).update(last_redeemed_at=now)
     client.last_redeemed_at = now
+    clientcache.redeemed(client.client_id, now)
     # The same coalesced moment moves the day's token counts to the database.
     usage.counts_flush(client.pk, now)
     return True

@@ -32,6 +32,7 @@ integration from getting tokens.
 
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -139,14 +140,22 @@ def check(*, endpoint: str, client_id: str | None, ip: str | None) -> Check:
     ip = ip or "unknown"
     result = Check(endpoint, client_id, ip)
     subject = _client_subject(client_id)
+    # What this worker counted in memory and has not synced yet goes along,
+    # so that the count this request is judged by is exact for this worker.
+    now = time.time()
+    rated = [(limits["ip"], ip)] + ([] if subject is None else [(limits["client"], subject)])
+    pending = _take_pending(rated, now)
     if subject is None:
         # No credentials at all: only the address can be counted.
-        counts = [Count(limits["ip"], ip), Count(limits["fail_ip"], ip, cost=0)]
+        counts = [
+            Count(limits["ip"], ip, cost=1 + pending[0]),
+            Count(limits["fail_ip"], ip, cost=0),
+        ]
     else:
         pair = f"{subject}|{ip}"
         counts = [
-            Count(limits["ip"], ip),
-            Count(limits["client"], subject),
+            Count(limits["ip"], ip, cost=1 + pending[0]),
+            Count(limits["client"], subject, cost=1 + pending[1]),
             Count(limits["fail_pair"], pair, cost=0),
             Count(limits["fail_ip"], ip, cost=0),
             Count(limits["fail_client"], subject, cost=0),
@@ -160,6 +169,7 @@ def check(*, endpoint: str, client_id: str | None, ip: str | None) -> Check:
         result.headers = {}
         result.good_now = True  # nothing to mark either
         return result
+    _learn(rated, now, [o.count for o in outcomes[: len(rated)]])
     if subject is None:
         failures = outcomes[1:]
         rate = outcomes[:1]
@@ -192,6 +202,153 @@ def check(*, endpoint: str, client_id: str | None, ip: str | None) -> Check:
     return result
 
 
+# Counted in memory ------------------------------------------------------------
+#
+# A request whose client is in this worker's memory (oauth.clientcache) and
+# whose secret is right is counted here instead of in a round trip to Redis;
+# the background thread of oauth.clientcache adds these counts to the same
+# Redis counters a few times a second and reads back the totals of every
+# worker. Such a request goes on without Redis while the last known total
+# plus what this worker counted since stays under the limit, and while this
+# worker has not counted more than a small share of the limit since then;
+# otherwise it takes the ordinary path, which counts it in Redis at once
+# and refuses it over a limit. How far all workers together can overshoot a
+# limit: about one such share each, between two of their syncs.
+#
+# Failed authentications never come this way: a wrong secret, an unknown,
+# inactive or expired client or a refused address takes the ordinary path,
+# which refuses before checking anything once the failure limits are reached.
+
+
+class _Local:
+    def __init__(self):
+        self.lock = threading.Lock()
+        # (limit, subject, window number) -> [counted here since the last
+        # sync, total of every worker at the last sync]
+        self.counts: dict[tuple[Limit, str, int], list[int]] = {}
+        # (pair, failure window number): addresses seen authenticating as a
+        # client, to mark as such (the "good" counters)
+        self.good: set[tuple[str, int]] = set()
+        # "limit name:subject" -> time.time() when the failure lockout ends
+        self.locked: dict[str, float] = {}
+
+
+_local = _Local()
+
+
+def local_clear() -> None:
+    """Forgets what was counted in memory (tests)."""
+    global _local
+    _local = _Local()
+
+
+def _share(limit: Limit) -> int:
+    return max(1, limit.limit // 20)
+
+
+def locked_out_locally(*, endpoint: str, client_id: str, ip: str | None) -> bool:
+    """Whether a failure limit was reached for this client, address or pair,
+    as far as this worker has heard (from the other workers too): then the
+    request takes the ordinary path, refused before its secret is checked."""
+    if not _local.locked:
+        return False
+    limits = _limits(endpoint)
+    ip = ip or "unknown"
+    subject = _client_subject(client_id)
+    return _locked(
+        (
+            f"{limits['fail_pair'].name}:{subject}|{ip}",
+            f"{limits['fail_ip'].name}:{ip}",
+            f"{limits['fail_client'].name}:{subject}",
+        ),
+        time.time(),
+    )
+
+
+def counted_locally(*, endpoint: str, client_id: str, ip: str | None) -> dict[str, str] | None:
+    """Counts an authenticated request in memory: its RateLimit-* headers,
+    or None when it must be counted in Redis (check())."""
+    limits = _limits(endpoint)
+    ip = ip or "unknown"
+    subject = _client_subject(client_id)
+    now = time.time()
+    local = _local
+    outcomes = []
+    with local.lock:
+        entries = []
+        for limit, who in ((limits["ip"], ip), (limits["client"], subject)):
+            if not limit.limit:
+                continue
+            key = (limit, who, int(now // limit.window))
+            entry = local.counts.get(key)
+            if entry is None:
+                entry = local.counts[key] = [0, 0]
+            share = _share(limit)
+            # Near the limit, every request is counted in Redis at once.
+            if entry[0] >= share or entry[0] + entry[1] + share >= limit.limit:
+                return None
+            entries.append((limit, entry))
+        for limit, entry in entries:
+            entry[0] += 1
+            outcomes.append(Outcome(limit, entry[0] + entry[1], ratelimit.reset_after(limit, now)))
+        good = limits["good"]
+        local.good.add((f"{subject}|{ip}", int(now // good.window)))
+    return ratelimit.most_restrictive(outcomes).headers() if outcomes else {}
+
+
+def _take_pending(rated: list[tuple[Limit, str]], now: float) -> list[int]:
+    local = _local
+    taken = []
+    with local.lock:
+        for limit, who in rated:
+            entry = local.counts.get((limit, who, int(now // limit.window)))
+            taken.append(entry[0] if entry else 0)
+            if entry:
+                entry[0] = 0
+    return taken
+
+
+def _learn(rated: list[tuple[Limit, str]], now: float, totals: list[int]) -> None:
+    local = _local
+    with local.lock:
+        for (limit, who), total in zip(rated, totals, strict=True):
+            entry = local.counts.get((limit, who, int(now // limit.window)))
+            if entry is not None:
+                entry[1] = max(entry[1], total)
+
+
+def local_counts_sync() -> None:
+    """Adds what this worker counted in memory to the Redis counters and
+    learns every worker's totals (oauth.clientcache's thread calls it)."""
+    local = _local
+    now = time.time()
+    with local.lock:
+        adds = []
+        for (limit, who, window_no), entry in list(local.counts.items()):
+            if entry[0]:
+                adds.append((limit, who, window_no, entry[0]))
+            elif window_no < int(now // limit.window):
+                del local.counts[(limit, who, window_no)]
+        good = local.good
+        local.good = set()
+    limits = _limits("token")
+    for pair, window_no in good:
+        adds.append((limits["good"], pair, window_no, 1))
+    if not adds:
+        return
+    try:
+        totals = ratelimit.add_many(adds)
+    except CACHE_ERRORS as exc:
+        _cache_unavailable(exc)
+        return
+    with local.lock:
+        for (limit, who, window_no, added), total in zip(adds, totals, strict=True):
+            entry = local.counts.get((limit, who, window_no))
+            if entry is not None:
+                entry[0] -= added
+                entry[1] = total
+
+
 def authentication_failed(check: Check) -> None:
     """Counts a failed authentication against the brute-force limits."""
     limits = _limits(check.endpoint)
@@ -203,9 +360,42 @@ def authentication_failed(check: Check) -> None:
             Count(limits["fail_client"], subject),
         ]
     try:
-        ratelimit.count_many(counts)
+        outcomes = ratelimit.count_many(counts)
     except CACHE_ERRORS as exc:
         _cache_unavailable(exc)
+        return
+    # Once a failure limit is reached, no worker may serve that address or
+    # client from memory (counted_locally) until the window ends: the
+    # ordinary path then refuses it before the secret is checked.
+    now = time.time()
+    for outcome, count in zip(outcomes, counts, strict=True):
+        if outcome.limit.limit and outcome.count >= outcome.limit.limit:
+            key = f"{outcome.limit.name}:{count.subject}"
+            until = now + outcome.reset_after
+            lockout_learned(key, until)
+            from oauth import clientcache
+
+            clientcache.publish_lockout(key, until)
+
+
+def lockout_learned(key: str, until: float) -> None:
+    with _local.lock:
+        _local.locked[key] = max(until, _local.locked.get(key, 0.0))
+
+
+def _locked(keys: tuple[str, ...], now: float) -> bool:
+    locked = _local.locked
+    if not locked:
+        return False
+    for key in keys:
+        until = locked.get(key)
+        if until is not None:
+            if until > now:
+                return True
+            with _local.lock:
+                if locked.get(key, 0.0) <= now:
+                    locked.pop(key, None)
+    return False
 
 
 def authentication_succeeded(check: Check) -> None:

@@ -22,12 +22,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from apiclients.catalog import normalize_grants
 from apiclients.models import ApiClient
-from oauth import keys
-from oauth.clients import client_row
+from oauth import clientcache, keys
+from oauth.clients import client_load, client_row
 from oauth.errors import OAuthError
 from oauth.models import RevokedToken
 
@@ -211,11 +212,17 @@ def _token_verify(token: str) -> tuple[dict, str]:
 def token_principal(token: str) -> Principal:
     """The principal of a token that is valid right now, or InvalidToken.
 
-    One query: the client must still exist in the token's tenant, be active
-    and be on the secret generation the token was issued under, and the
-    token's jti must not be revoked."""
+    The client must still exist in the token's tenant, be active and be on
+    the secret generation the token was issued under, and the token's jti
+    must not be revoked: one query, or none while this worker's memory of
+    clients and revocations is current (oauth.clientcache)."""
     claims = token_decode(token)
-    client, revoked = client_row(claims["sub"], revoked_jti=claims["jti"])
+    if clientcache.live():
+        # No query: the client and the revocations as this worker's memory
+        # holds them, kept current by oauth.clientcache.
+        client, revoked = client_load(claims["sub"]), clientcache.revoked(claims["jti"])
+    else:
+        client, revoked = client_row(claims["sub"], revoked_jti=claims["jti"])
     now = timezone.now()
     if (
         client is None
@@ -279,10 +286,11 @@ def token_revoke(*, token: str, tenant_id: uuid.UUID) -> bool:
     if claims["tid"] != tenant_id:
         return False
     now = timezone.now()
+    jti = claims["jti"][:64]
     RevokedToken.objects.bulk_create(
         [
             RevokedToken(
-                jti=claims["jti"][:64],
+                jti=jti,
                 tenant_id=tenant_id,
                 client_id=claims["client_id"][:64],
                 expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
@@ -290,6 +298,9 @@ def token_revoke(*, token: str, tenant_id: uuid.UUID) -> bool:
         ],
         ignore_conflicts=True,
     )
+    # Every worker knows before the endpoint answers (oauth.clientcache).
+    clientcache.revoked_learned(jti, claims["exp"])
+    transaction.on_commit(lambda: clientcache.publish_revocation(jti, claims["exp"]))
     # Opportunistic pruning: a revoked token that has expired is refused anyway.
     revoked_tokens_prune(now=now)
     return True

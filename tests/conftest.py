@@ -14,6 +14,7 @@ from apiclients import usage
 from apiclients.accounts import user_create
 from apiclients.models import Role, Tenant
 from apiclients.services import api_client_create
+from oauth import clientcache, throttle
 
 PASSWORD = "correct horse battery staple"
 
@@ -26,9 +27,16 @@ def _fast_hashing_and_clean_cache(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    # Off unless a test turns it on (tests/oauth/test_client_cache.py): many
+    # tests change rows behind the app's back to stage a situation.
+    settings.OAUTH_CLIENT_CACHE = False
+    clientcache.shutdown()
+    throttle.local_clear()
     cache.clear()
     usage.buffer_clear()  # token counts not yet in the cache
     yield
+    clientcache.shutdown()
+    throttle.local_clear()
     cache.clear()
     usage.buffer_clear()
 
