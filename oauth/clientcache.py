@@ -96,6 +96,9 @@ class _Memory:
         self.rows: dict[str, tuple[ApiClient, float]] = {}
         # jti -> when the token expires anyway (Unix time)
         self.revoked: dict[str, float] = {}
+        # tenant id -> users epoch; page key -> (page, epoch, expires)
+        self.users_epochs: dict[str, int] = {}
+        self.pages: dict[tuple, tuple[object, int, float]] = {}
         self.epoch = 0
         self.lease_until = 0.0  # time.monotonic()
         self.pid: int | None = None
@@ -108,6 +111,7 @@ class _Memory:
             self.epoch += 1
             self.rows.clear()
             self.revoked.clear()
+            self.pages.clear()
 
 
 _memory = _Memory()
@@ -183,6 +187,67 @@ def client_changed(client_id: str) -> None:
     forget(client_id)
     if enabled():
         transaction.on_commit(lambda: publish_change(client_id))
+
+
+# Pages of a tenant's users (oauth.api) -------------------------------------------
+#
+# The same guarantee for the users API: a page is kept in memory with the
+# tenant's users epoch it was read at; any change to a user or a membership of
+# the tenant moves the epoch in every process before it is confirmed.
+
+_PAGES_MAX = 512
+
+
+def users_epoch(tenant_id) -> int:
+    return _memory.users_epochs.get(str(tenant_id), 0)
+
+
+def page_get(key: tuple, tenant_id) -> object | None:
+    """A page kept by page_put, while it is current."""
+    if not live():
+        return None
+    kept = _memory.pages.get(key)
+    if kept is None:
+        return None
+    value, epoch_at, expires = kept
+    if epoch_at != users_epoch(tenant_id) or time.monotonic() > expires:
+        return None
+    return value
+
+
+def page_put(key: tuple, tenant_id, read_at_epoch: int, value: object) -> None:
+    """Keeps a page read from the database, unless the tenant's users
+    changed since the read began or the lease has lapsed."""
+    memory = _memory
+    with memory.lock:
+        now = time.monotonic()
+        if users_epoch(tenant_id) != read_at_epoch or now >= memory.lease_until:
+            return
+        if len(memory.pages) >= _PAGES_MAX:
+            memory.pages.pop(next(iter(memory.pages)))
+        expires = now + settings.OAUTH_CLIENT_CACHE_MAX_AGE
+        memory.pages[key] = (value, read_at_epoch, expires)
+
+
+def users_forget(tenant_id) -> None:
+    memory = _memory
+    with memory.lock:
+        tenant = str(tenant_id)
+        memory.users_epochs[tenant] = memory.users_epochs.get(tenant, 0) + 1
+
+
+def users_changed(tenant_id) -> None:
+    """A user or membership of the tenant is being changed: its pages are
+    dropped here at once, and on commit in every process."""
+    users_forget(tenant_id)
+    if enabled():
+        tenant = str(tenant_id)
+
+        def publish():
+            users_forget(tenant)
+            _publish(f"users {tenant}", f"a change of users of tenant {tenant}")
+
+        transaction.on_commit(publish)
 
 
 _PUBLISH = """
@@ -453,6 +518,8 @@ def _apply(client, message: dict, acks: str) -> None:
     if kind == "revoke":
         expires, jti = rest.split(" ", 1)
         revoked_learned(jti, float(expires))
+    elif kind == "users":
+        users_forget(rest)
     else:
         forget(rest)
     key = acks + nonce

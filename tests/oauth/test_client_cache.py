@@ -248,16 +248,31 @@ def _users(client, access_token):
     return client.get("/v1/users", HTTP_AUTHORIZATION=f"Bearer {access_token}")
 
 
-def test_a_bearer_request_costs_only_the_query_for_its_data(client, warm):
+def test_a_polled_page_of_users_costs_no_query_until_a_user_changes(client, warm, alice, bob):
+    from apiclients.accounts import user_create
+    from apiclients.models import Role
+
     api_client, secret = warm
     access_token = _token(client, api_client.client_id, secret).json()["access_token"]
-    assert _users(client, access_token).status_code == 200
+    first = _users(client, access_token)
+    assert first.status_code == 200
 
     with CaptureQueriesContext(connection) as queries:
-        assert _users(client, access_token).status_code == 200
+        again = _users(client, access_token)
+    assert len(queries) == 0
+    assert again.content == first.content
 
-    assert len(queries) == 1
-    assert "auth_user" in queries[0]["sql"]
+    # A new user, a deactivated one, a changed role: each is in the next page.
+    user_create(username="erin", tenant_name="Acme", role=Role.AUDITOR, password="p" * 20)
+    assert "erin" in [u["username"] for u in _users(client, access_token).json()["users"]]
+    bob.is_active = False
+    bob.save()
+    listed = {u["username"]: u for u in _users(client, access_token).json()["users"]}
+    assert listed["bob"]["active"] is False
+    alice.membership.role = Role.AUDITOR
+    alice.membership.save()
+    listed = {u["username"]: u for u in _users(client, access_token).json()["users"]}
+    assert listed["alice"]["role"] == Role.AUDITOR
 
 
 def test_a_revoked_token_and_a_reset_clients_token_stop_at_once(client, warm, alice):
@@ -327,7 +342,7 @@ print(time.monotonic() - started)
 """
 
 
-def test_a_reset_and_a_revocation_are_in_force_on_every_worker_once_they_return(tmp_path):
+def test_a_reset_a_revocation_and_a_new_user_reach_every_worker_before_they_return(tmp_path):
     import requests
 
     require_postgres()
@@ -364,6 +379,15 @@ def test_a_reset_and_a_revocation_are_in_force_on_every_worker_once_they_return(
                 == 200
             )
             revoked = {requests.get(users, headers=bearer).status_code for _ in range(20)}
+            with requests.Session() as http:
+                fresh = http.post(url, auth=(client_id, secret), data="").json()["access_token"]
+            fresh_bearer = {"Authorization": f"Bearer {fresh}"}
+            for _ in range(10):  # both workers keep the page
+                assert requests.get(users, headers=fresh_bearer).json()["totalCount"] == 1
+            manage(env, "add_user", "newcomer", "--tenant=Acme", "--role=auditor")
+            counts = {
+                requests.get(users, headers=fresh_bearer).json()["totalCount"] for _ in range(20)
+            }
 
             waited = float(
                 manage(env, "shell", "-c", RESET.format(client_id=client_id)).split()[-1]
@@ -377,6 +401,7 @@ def test_a_reset_and_a_revocation_are_in_force_on_every_worker_once_they_return(
         drop_database(DATABASE)
 
     assert revoked == {401}
+    assert counts == {2}
     # Refused: 401, or 429 once the limit on failures trips. Never a token.
     assert 401 in statuses and statuses <= {401, 429}
     # Both workers answered at once: the admin did not wait out a lease.
