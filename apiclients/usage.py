@@ -41,13 +41,18 @@ def _key(client_pk: int, day: date) -> str:
     return f"tokens:{client_pk}:{day.isoformat()}"
 
 
-def token_counted(client_pk: int, now: datetime) -> None:
-    """One token issued now (UTC day)."""
+def token_counted(client_pk: int, now: datetime, *, flush: bool = True) -> None:
+    """One token issued now (UTC day). With `flush=False` the caller has the
+    buffer flushed elsewhere (oauth.clientcache's thread: buffer_due())."""
     key = _key(client_pk, now.date())
     with _buffer_lock:
         _buffer[key] = _buffer.get(key, 0) + 1
-    if time.monotonic() - _flushed_at[0] >= BUFFER_SECONDS:
+    if flush and buffer_due():
         buffer_flush()
+
+
+def buffer_due() -> bool:
+    return time.monotonic() - _flushed_at[0] >= BUFFER_SECONDS
 
 
 def buffer_flush() -> None:

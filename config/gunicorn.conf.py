@@ -21,8 +21,11 @@ logger_class = "config.gunicorn_logging.AccessLogWithoutSecrets"
 
 
 def worker_exit(server, worker):
-    # Token counts a worker has buffered (apiclients.usage) go to the cache
-    # before it exits, so a restart or a scale-down loses none.
+    # Last redeemed and token counts a worker has not written yet
+    # (oauth.clientcache, apiclients.usage) go out before it exits, so a
+    # restart or a scale-down loses none.
     from apiclients import usage
+    from oauth import clientcache
 
+    clientcache.shutdown()
     usage.buffer_flush()

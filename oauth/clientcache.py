@@ -99,6 +99,8 @@ class _Memory:
         # tenant id -> users epoch; page key -> (page, epoch, expires)
         self.users_epochs: dict[str, int] = {}
         self.pages: dict[tuple, tuple[object, int, float]] = {}
+        # client pk -> when it was last redeemed, not yet written
+        self.redeemed_pending: dict[int, object] = {}
         self.epoch = 0
         self.lease_until = 0.0  # time.monotonic()
         self.pid: int | None = None
@@ -160,6 +162,43 @@ def redeemed(client_id: str, at) -> None:
     kept = _memory.rows.get(client_id)
     if kept is not None:
         kept[0].last_redeemed_at = at
+
+
+def redeemed_later(client_id: str, client_pk: int, at) -> bool:
+    """Leaves writing last redeemed (and moving the token counts) to the
+    background thread, within a second; False when there is no thread to
+    do it (then the caller writes)."""
+    if not live():
+        return False
+    redeemed(client_id, at)
+    with _memory.lock:
+        _memory.redeemed_pending[client_pk] = at
+    return True
+
+
+def _redeemed_flush() -> None:
+    """The writes left by redeemed_later, and the token counts buffered in
+    this process (apiclients.usage), from the background thread."""
+    from django.db import connections
+
+    from apiclients import usage
+    from oauth.clients import redeemed_write
+
+    with _memory.lock:
+        pending, _memory.redeemed_pending = _memory.redeemed_pending, {}
+    if not pending and not usage.buffer_due():
+        return
+    try:
+        if usage.buffer_due():
+            usage.buffer_flush()
+        for client_pk, at in pending.items():
+            redeemed_write(client_pk, at)
+    except Exception:
+        logger.exception("Could not write last redeemed; it is retried")
+        with _memory.lock:
+            for client_pk, at in pending.items():
+                _memory.redeemed_pending.setdefault(client_pk, at)
+        connections.close_all()  # this thread's own
 
 
 def forget(client_id: str) -> None:
@@ -396,13 +435,14 @@ def _start() -> None:
 
 
 def shutdown() -> None:
-    """Stops this process's thread and empties its memory (tests)."""
+    """Stops this process's thread (writing what it had pending) and empties
+    its memory: when a worker exits (config/gunicorn.conf.py), and in tests."""
     memory = _memory
     memory.stop.set()
     memory.lease_until = 0.0
-    memory.drop_all()
     if memory.thread is not None:
         memory.thread.join(timeout=5)
+    memory.drop_all()
     memory.pid = None
 
 
@@ -471,6 +511,7 @@ def _subscribed(stop: threading.Event) -> None:
             script_run(cache, _REGISTER, [registry], [memory.worker, int(lease * 1000)])
             memory.lease_until = sent + lease
             throttle.local_counts_sync()
+            _redeemed_flush()
             next_ping = sent + renew
             while not stop.is_set():
                 wait = next_ping - time.monotonic()
@@ -482,6 +523,7 @@ def _subscribed(stop: threading.Event) -> None:
     finally:
         memory.lease_until = 0.0
         pubsub.close()
+        _redeemed_flush()
 
 
 def _load_revocations() -> None:

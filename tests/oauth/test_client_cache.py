@@ -5,6 +5,7 @@ deactivation, a new IP restriction or a deletion, no worker accepts what was
 true before; the secret is still checked on every request; without Redis
 every request reads the database again."""
 
+import datetime as dt
 import time
 
 import pytest
@@ -100,6 +101,31 @@ def test_tokens_come_from_memory_and_the_secret_is_still_checked(client, warm):
     assert len(queries) == 0
     assert _token(client, api_client.client_id, "acsec_" + "x" * 43).status_code == 401
     assert _token(client, api_client.client_id, secret[:-1]).status_code == 401
+
+
+def test_last_redeemed_and_the_token_counts_are_written_off_the_request(client, warm):
+    from apiclients.models import TokenDailyCount
+
+    api_client, secret = warm
+    ApiClient.objects.filter(pk=api_client.pk).update(last_redeemed_at=None)
+    clientcache.forget(api_client.client_id)
+    assert _token(client, api_client.client_id, secret).status_code == 200  # loads the row
+    # Due again: the last write is long ago as far as this worker knows.
+    kept = clientcache._memory.rows[api_client.client_id][0]
+    kept.last_redeemed_at = timezone.now() - dt.timedelta(hours=1)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert _token(client, api_client.client_id, secret).status_code == 200
+    assert len(queries) == 0
+
+    deadline = time.monotonic() + 3
+    while True:
+        api_client.refresh_from_db()
+        counted = TokenDailyCount.objects.filter(client=api_client).first()
+        if api_client.last_redeemed_at is not None and counted and counted.count >= 3:
+            break
+        assert time.monotonic() < deadline, "last redeemed or the counts were never written"
+        time.sleep(0.05)
 
 
 def _reset(api_client, alice):
@@ -331,6 +357,7 @@ client, secret = api_client_create(
 print(client.client_id, secret)
 """
 RESET = """
+import datetime as dt
 import time
 from apiclients.models import ApiClient
 from apiclients.services import api_client_reset_secret
