@@ -14,8 +14,8 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.db.models import F, Q
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, F, Q, Window
 from django.db.models.functions import Lower
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -111,6 +111,26 @@ def _list_url(
     return f"{url}?{urlencode(params)}" if params else url
 
 
+def _page_with_total(queryset, per_page: int, number) -> Page:
+    """Paginator(...).get_page(number), in one query instead of two: the rows
+    carry the total (COUNT(*) OVER ()). A search of 10,000 clients scans them
+    all, once for the count and once more for the page, 18 ms each on the
+    benchmark machine; with the total alongside, once. A page past the end
+    (or not a number) is the last (or first) page, as get_page() does, at
+    the cost of the count after all."""
+    try:
+        wanted = max(1, int(number))
+    except (TypeError, ValueError):
+        wanted = 1
+    paginator = Paginator(queryset, per_page)
+    start = (wanted - 1) * per_page
+    rows = list(queryset.annotate(_total=Window(Count("*")))[start : start + per_page])
+    if rows or wanted == 1:
+        paginator.__dict__["count"] = rows[0]._total if rows else 0
+        return Page(rows, wanted, paginator)
+    return paginator.get_page(wanted)
+
+
 def _listing(request: HttpRequest, params=None) -> dict:
     params = request.GET if params is None else params
     # NUL bytes cannot be searched for (PostgreSQL refuses them in a query).
@@ -127,7 +147,13 @@ def _listing(request: HttpRequest, params=None) -> dict:
     if q:
         clients = clients.filter(Q(name__icontains=q) | Q(client_id__icontains=q))
     clients = hygiene.apply_filter(clients, show, now)
-    page = Paginator(clients.order_by(*SORTS[sort]), PAGE_SIZE).get_page(params.get("page"))
+    clients = clients.order_by(*SORTS[sort])
+    if q or show:
+        page = _page_with_total(clients, PAGE_SIZE, params.get("page"))
+    else:
+        # Unfiltered, the count and the page each read an index; a window
+        # count would read every row of the tenant.
+        page = Paginator(clients, PAGE_SIZE).get_page(params.get("page"))
 
     current_key, descending = sort.lstrip("-"), sort.startswith("-")
     columns = []
