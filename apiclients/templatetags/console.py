@@ -1,7 +1,7 @@
 from django import template
 from django.utils import timezone
-from django.utils.dateformat import format as date_format
-from django.utils.html import format_html
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from apiclients import auditlog, hygiene
 
@@ -14,11 +14,13 @@ def when(value, empty: str = "—"):
     if not value:
         return empty
     local = timezone.localtime(value)
-    return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
-        value.isoformat(),
-        date_format(local, "Y-m-d H:i:s T"),
-        date_format(local, "Y-m-d H:i"),
+    # strftime, not Django's date formats ("Y-m-d H:i:s T", "Y-m-d H:i"): the
+    # list shows three dates per row, and those formats were a third of the
+    # time it took to render a page of 25 clients.
+    shown = local.strftime("%Y-%m-%d %H:%M")
+    title = f"{shown}:{local.second:02d} {escape(local.tzname() or '')}"
+    return mark_safe(  # noqa: S308 (digits, and the escaped zone name)
+        f'<time datetime="{value.isoformat()}" title="{title}">{shown}</time>'
     )
 
 
