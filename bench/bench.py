@@ -268,20 +268,35 @@ def measure_api_queries(seeded: dict, base_url: str, repeats: int = 50) -> list[
         assert r.status_code == 200, r.content
         return r
 
-    # The first token of a client writes "last redeemed" (then at most once
-    # per OAUTH_LAST_REDEEMED_INTERVAL): count the steady state.
-    token()
+    from django.test import override_settings
+
+    from oauth import clientcache
+
     rows = []
-    with CaptureQueriesContext(connection) as ctx:
-        for _ in range(repeats):
-            r = token()
-    rows.append(_per_request("POST /v1/oauth", ctx, repeats))
-    bearer = "Bearer " + r.json()["access_token"]
-    with CaptureQueriesContext(connection) as ctx:
-        for _ in range(repeats):
-            r = api.get("/v1/users?active=true&pageSize=100", HTTP_AUTHORIZATION=bearer)
-            assert r.status_code == 200, r.content
-    rows.append(_per_request("GET /v1/users", ctx, repeats))
+    # With the client cache (as served), then without it (every request
+    # loads its client: what a worker does while it has no lease).
+    for cached, suffix in ((True, ""), (False, " (client cache off)")):
+        with override_settings(OAUTH_CLIENT_CACHE=cached):
+            clientcache.shutdown()
+            if cached:
+                deadline = time.monotonic() + 5
+                while not clientcache.live() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            # The first token of a client writes "last redeemed" (then at most
+            # once per OAUTH_LAST_REDEEMED_INTERVAL): count the steady state.
+            token()
+            bearer = "Bearer " + token().json()["access_token"]
+            api.get("/v1/users?active=true&pageSize=100", HTTP_AUTHORIZATION=bearer)
+            with CaptureQueriesContext(connection) as ctx:
+                for _ in range(repeats):
+                    token()
+            rows.append(_per_request("POST /v1/oauth" + suffix, ctx, repeats))
+            with CaptureQueriesContext(connection) as ctx:
+                for _ in range(repeats):
+                    r = api.get("/v1/users?active=true&pageSize=100", HTTP_AUTHORIZATION=bearer)
+                    assert r.status_code == 200, r.content
+            rows.append(_per_request("GET /v1/users" + suffix, ctx, repeats))
+    clientcache.shutdown()
     return rows
 
 
@@ -572,6 +587,7 @@ def main():
             endpoints[2:2] = [
                 ("floor: sign", base_url + "/bench/floor/sign", floor),
                 ("floor: + lookup", base_url + "/bench/floor/lookup", floor),
+                ("floor: sign + limits", base_url + "/bench/floor/limits-only", floor),
                 ("floor: + limits", base_url + "/bench/floor/limits", floor),
             ]
         # Warm up every worker and code path once.
