@@ -4,7 +4,7 @@ The token endpoint counts each token in the process, adds the counts to the
 shared cache at most once a second (a round trip to Redis per token cost more
 than all the rest of the endpoint's cache work), and moves them into
 TokenDailyCount only when it already writes the client's "last redeemed" (at
-most once per client every few seconds). Readers add what is still pending in
+most once per client a minute). Readers add what is still pending in
 the cache and in their own process, so the chart is exact for the process
 that counted and at most a second behind for the others. gunicorn adds a
 worker's buffer to the cache when the worker exits (config/gunicorn.conf.py).

@@ -155,8 +155,10 @@ OAUTH_TOKEN_LIFETIME = env.int("OAUTH_TOKEN_LIFETIME", default=900)
 # the key is generated once and kept in the database (oauth.keys).
 OAUTH_SIGNING_KEY = env.str("OAUTH_SIGNING_KEY", default="")
 OAUTH_SIGNING_KEY_FILE = env.str("OAUTH_SIGNING_KEY_FILE", default="")
-# "last redeemed" is written at most once per client per this many seconds.
-OAUTH_LAST_REDEEMED_INTERVAL = env.int("OAUTH_LAST_REDEEMED_INTERVAL", default=5)
+# "last redeemed" is written at most once per client per this many seconds
+# (the console shows it to the minute; AWS updates an access key's "last used"
+# within hours). Each write also moves the client's token counts.
+OAUTH_LAST_REDEEMED_INTERVAL = env.int("OAUTH_LAST_REDEEMED_INTERVAL", default=60)
 # Rate limits of the token, introspection and revocation endpoints
 # (oauth.throttle), on the shared cache; 0 turns a limit off. Requests per
 # window, per client ID and per source address, each endpoint apart:

@@ -496,7 +496,8 @@ def test_a_failed_request_does_not_set_last_redeemed(client, siem):
     assert api_client.last_redeemed_at is None
 
 
-def test_a_token_costs_one_select_and_last_redeemed_one_update_per_interval(client, siem):
+def test_a_token_costs_one_select_and_last_redeemed_one_update_per_interval(client, siem, settings):
+    settings.OAUTH_LAST_REDEEMED_INTERVAL = 5
     api_client, secret = siem
     auth = basic(api_client.client_id, secret)
     keys.signing_key()  # the key is loaded once per process, not per request
