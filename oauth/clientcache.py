@@ -456,6 +456,15 @@ return now
 
 
 def _run(stop: threading.Event) -> None:
+    from django.db import connections
+
+    try:
+        _serve(stop)
+    finally:
+        connections.close_all()  # this thread's own (last redeemed, revocations)
+
+
+def _serve(stop: threading.Event) -> None:
     failing_since = None
     while not stop.is_set():
         try:
