@@ -85,6 +85,42 @@
       document.querySelectorAll("details[data-menu][open]").forEach(function (other) {
         if (other !== menu) other.open = false;
       });
+      placeMenu(menu);
+    },
+    true
+  );
+
+  // An open menu is placed against the window, not inside the table's card:
+  // the card scrolls sideways on narrow screens, which clips anything that
+  // sticks out of it (a list of one client would hide its own menu). Below
+  // its button, or above it when the window has no room below.
+  function placeMenu(menu) {
+    var items = menu.querySelector(".menu__items");
+    var button = menu.querySelector("summary");
+    if (!items || !button) return;
+    items.classList.add("menu__items--placed");
+    var around = button.getBoundingClientRect();
+    var height = items.offsetHeight;
+    var top = around.bottom + 4;
+    if (top + height > window.innerHeight - 8 && around.top - 4 - height >= 8) {
+      top = around.top - 4 - height;
+    }
+    items.style.top = top + "px";
+    items.style.left = Math.max(8, around.right - items.offsetWidth) + "px";
+  }
+
+  function closeMenus() {
+    document.querySelectorAll("details[data-menu][open]").forEach(function (menu) {
+      menu.open = false;
+    });
+  }
+  // A placed menu would not follow its button: scrolling or resizing closes it.
+  window.addEventListener("resize", closeMenus);
+  document.addEventListener(
+    "scroll",
+    function (event) {
+      if (event.target.closest && event.target.closest(".menu__items")) return;
+      closeMenus();
     },
     true
   );

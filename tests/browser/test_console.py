@@ -151,3 +151,23 @@ def test_auditor_sees_everything_but_no_mutating_controls(page, sign_in, bob, ma
     response = page.goto(f"{LIST}{client.client_id}/reset-secret/")
     assert response.status == 403
     expect(page.get_by_text("You need the Customer Cloud Admin role")).to_be_visible()
+
+
+def test_the_actions_menu_of_a_lone_client_is_shown_whole(page, sign_in, make_api_client):
+    make_api_client("Lonely integration")
+    sign_in("alice")
+    page.goto(LIST)
+    _row(page, "Lonely integration").locator("summary").click()
+    item = page.get_by_role("link", name="Delete API client")
+    expect(item).to_be_visible()
+    # What is drawn at the item's centre is the item: a menu clipped by the
+    # table's card (which scrolls sideways) would show only after a scroll
+    # inside the card, which no admin thinks of.
+    box = item.bounding_box()
+    drawn = page.evaluate(
+        "([x, y]) => (document.elementFromPoint(x, y) || {}).textContent",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
+    assert (drawn or "").strip() == "Delete API client"
+    item.click()
+    expect(page.locator("dialog[open]").get_by_role("button", name="Delete")).to_be_visible()
