@@ -111,6 +111,9 @@ def _list_url(
     return f"{url}?{urlencode(params)}" if params else url
 
 
+_MAX_OFFSET = 2**31
+
+
 def _page_with_total(queryset, per_page: int, number) -> Page:
     """Paginator(...).get_page(number), in one query instead of two: the rows
     carry the total (COUNT(*) OVER ()). A search of 10,000 clients scans them
@@ -124,6 +127,9 @@ def _page_with_total(queryset, per_page: int, number) -> Page:
         wanted = 1
     paginator = Paginator(queryset, per_page)
     start = (wanted - 1) * per_page
+    if start > _MAX_OFFSET:
+        # Past any real list, and past what the database takes as an OFFSET.
+        return paginator.get_page(wanted)
     rows = list(queryset.annotate(_total=Window(Count("*")))[start : start + per_page])
     if rows or wanted == 1:
         paginator.__dict__["count"] = rows[0]._total if rows else 0

@@ -175,6 +175,17 @@ def test_it_paginates_25_per_page(alice_client, many):
     assert "Page 3 of 3" in text(alice_client.get(LIST_URL + "?page=99"))
 
 
+def test_a_search_pages_like_the_list_whatever_the_page_number(alice_client, many):
+    many(30)
+    searched = LIST_URL + "?q=Integration&page="
+    assert "Showing 26–30 of 30" in text(alice_client.get(searched + "2"))
+    # Out of range, absurd or not a number: the last or the first page, never an error.
+    for page, shown in (("99", "Page 2 of 2"), ("9" * 30, "Page 2 of 2"), ("x", "Page 1 of 2")):
+        response = alice_client.get(searched + page)
+        assert response.status_code == 200
+        assert shown in text(response)
+
+
 def test_pagination_keeps_the_search_and_sort(alice_client, many):
     many(30)
     body = text(alice_client.get(LIST_URL + "?q=Integration&sort=name"))
