@@ -40,6 +40,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import cache
 
+from apiclients import secrets
 from config import ratelimit
 from config.cache import CACHE_ERRORS
 from config.ratelimit import Count, Limit, Outcome
@@ -70,7 +71,13 @@ _PENDING_TTL = 7 * 24 * 3600
 def _client_subject(client_id: str | None) -> str | None:
     if client_id is None:
         return None
-    return client_id if _CLIENT_ID_RE.fullmatch(client_id) else "(malformed)"
+    if not _CLIENT_ID_RE.fullmatch(client_id):
+        return "(malformed)"
+    if client_id.startswith(secrets.SECRET_PREFIX):
+        # The ID and the secret swapped (`curl -u secret:id`): counted under
+        # a digest, so the secret is in no Redis key or message.
+        return f"(secret-{secrets.digest(client_id)[:16]})"
+    return client_id
 
 
 def _limits(endpoint: str) -> dict[str, Limit]:

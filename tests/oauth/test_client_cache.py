@@ -267,6 +267,28 @@ def test_after_failures_the_right_secret_is_refused_without_being_checked(client
     assert _token(client, api_client.client_id, secret, ip="192.0.2.99").status_code == 200
 
 
+def test_a_secret_sent_as_the_client_id_is_in_no_redis_key_or_message(client, warm, settings):
+    settings.OAUTH_FAILURES_PER_CLIENT_AND_IP = 3
+    api_client, secret = warm
+    server = redis.Redis.from_url(_redis_url())
+    channel, _, _ = clientcache.names()
+    listener = server.pubsub()
+    listener.subscribe(channel)
+    for _ in range(5):  # swapped, until the lockout is shared
+        assert _token(client, secret, api_client.client_id).status_code in (401, 429)
+
+    stored = [key for key in server.keys("*")]
+    stored += [
+        m for key in stored if server.type(key) == b"zset" for m in server.zrange(key, 0, -1)
+    ]
+    messages = []
+    while (message := listener.get_message(timeout=0.2)) is not None:
+        messages.append(message["data"])
+    listener.close()
+    assert any(b"oauth-fail-pair" in m for m in stored)  # the lockout was recorded
+    assert not [m for m in stored + messages if secret.encode() in bytes(m)]
+
+
 # Bearer APIs -----------------------------------------------------------------------
 
 
