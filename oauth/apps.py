@@ -34,14 +34,15 @@ def _client_saved(sender, instance, created=False, **kwargs):
 
     if created:
         return  # nobody can have it in memory yet
-
     client_changed(instance.client_id)
 
 
 def _users_saved(sender, instance, **kwargs):
     from apiclients.models import Membership
-    from oauth.clientcache import users_changed
+    from oauth.clientcache import enabled, users_changed
 
+    if not enabled():
+        return  # no pages are kept: spare a sign-in the membership query
     if isinstance(instance, Membership):
         tenants = [instance.tenant_id]
     else:
