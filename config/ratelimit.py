@@ -113,65 +113,57 @@ def count_many(counts: Sequence[Count]) -> list[Outcome]:
     """Like hit() and peek() for each of `counts`, in one round trip to Redis
     (a Lua script: INCRBY + EXPIRE, or GET, per key); other caches go one by
     one."""
-    cache = caches["default"]
     now = time.time()
     keys = []
     for c in counts:
         at = now - c.limit.window if c.previous else now
         keys.append(_key(c.limit, c.subject, at))
-    if not isinstance(cache, RedisCache):
-        return [
-            Outcome(
-                c.limit,
-                _incr(cache, key, c.cost, c.limit.window) if c.cost else cache.get(key, 0),
-                reset_after,
-            )
-            for c, (key, reset_after) in zip(counts, keys, strict=True)
-        ]
-    # One script rather than a pipeline: one command to pack and one reply
-    # to parse, which is most of the client's cost of a round trip. The
-    # counters to add to come first, then the ones only read (one MGET);
-    # the counts come back as one string.
-    adding = [i for i, c in enumerate(counts) if c.cost]
-    order = adding + [i for i, c in enumerate(counts) if not c.cost]
-    reply = script_run(
-        cache,
-        _COUNT_MANY,
-        # The keys as Django's cache names them, so that hit() and peek() see
-        # the same counters (Django stores integers as plain Redis integers;
-        # Redis keys need none of the memcached-minded validation).
-        [cache.make_key(keys[i][0]) for i in order],
-        [
-            len(adding),
-            *(counts[i].cost for i in adding),
-            *(_ttl(counts[i].limit.window) for i in adding),
-        ],
-    )
-    values = dict(zip(order, reply.split(b","), strict=True))
-    return [Outcome(c.limit, int(values[i]), keys[i][1]) for i, c in enumerate(counts)]
+    totals = _counters([(key, c.limit, c.cost) for c, (key, _) in zip(counts, keys, strict=True)])
+    return [
+        Outcome(c.limit, total, reset_after)
+        for c, total, (_, reset_after) in zip(counts, totals, keys, strict=True)
+    ]
 
 
 def add_many(adds: Sequence[tuple[Limit, str, int, int]]) -> list[int]:
     """Adds (limit, subject, window number, cost) to each counter, in one
     round trip on Redis; returns the new counts. For counts made elsewhere
     and added later (oauth.throttle's local counts)."""
+    return _counters(
+        [(window_key(limit, subject, no), limit, cost) for limit, subject, no, cost in adds]
+    )
+
+
+def _counters(items: Sequence[tuple[str, Limit, int]]) -> list[int]:
+    """The count of each (key, limit, cost) after adding `cost` (a new
+    counter expires after two windows), or as it is when `cost` is 0."""
     cache = caches["default"]
     if not isinstance(cache, RedisCache):
         return [
-            _incr(cache, window_key(limit, subject, window_no), cost, limit.window)
-            for limit, subject, window_no, cost in adds
+            _incr(cache, key, cost, limit.window) if cost else cache.get(key, 0)
+            for key, limit, cost in items
         ]
+    # One script rather than a pipeline: one command to pack and one reply
+    # to parse, which is most of the client's cost of a round trip. The
+    # counters to add to come first, then the ones only read (one MGET);
+    # the counts come back as one string.
+    adding = [i for i, (_, _, cost) in enumerate(items) if cost]
+    order = adding + [i for i, (_, _, cost) in enumerate(items) if not cost]
     reply = script_run(
         cache,
         _COUNT_MANY,
-        [cache.make_key(window_key(limit, subject, no)) for limit, subject, no, _ in adds],
+        # The keys as Django's cache names them, so that hit() and peek() see
+        # the same counters (Django stores integers as plain Redis integers;
+        # Redis keys need none of the memcached-minded validation).
+        [cache.make_key(items[i][0]) for i in order],
         [
-            len(adds),
-            *(cost for *_, cost in adds),
-            *(_ttl(limit.window) for limit, *_ in adds),
+            len(adding),
+            *(items[i][2] for i in adding),
+            *(_ttl(items[i][1].window) for i in adding),
         ],
     )
-    return [int(count) for count in reply.split(b",")]
+    values = dict(zip(order, reply.split(b","), strict=True))
+    return [int(values[i]) for i in range(len(items))]
 
 
 # KEYS: the counters to add to, then those to read. ARGV: how many to add

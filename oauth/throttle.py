@@ -233,9 +233,9 @@ class _Local:
         # (limit, subject, window number) -> [counted here since the last
         # sync, total of every worker at the last sync]
         self.counts: dict[tuple[Limit, str, int], list[int]] = {}
-        # (pair, failure window number): addresses seen authenticating as a
+        # (limit, pair, window number): addresses seen authenticating as a
         # client, to mark as such (the "good" counters)
-        self.good: set[tuple[str, int]] = set()
+        self.good: set[tuple[Limit, str, int]] = set()
         # "limit name:subject" -> time.time() when the failure lockout ends
         self.locked: dict[str, float] = {}
 
@@ -299,7 +299,7 @@ def counted_locally(*, endpoint: str, client_id: str, ip: str | None) -> dict[st
             entry[0] += 1
             outcomes.append(Outcome(limit, entry[0] + entry[1], ratelimit.reset_after(limit, now)))
         good = limits["good"]
-        local.good.add((f"{subject}|{ip}", int(now // good.window)))
+        local.good.add((good, f"{subject}|{ip}", int(now // good.window)))
     return ratelimit.most_restrictive(outcomes).headers() if outcomes else {}
 
 
@@ -338,9 +338,7 @@ def local_counts_sync() -> None:
                 del local.counts[(limit, who, window_no)]
         good = local.good
         local.good = set()
-    limits = _limits("token")
-    for pair, window_no in good:
-        adds.append((limits["good"], pair, window_no, 1))
+    adds += [(limit, pair, window_no, 1) for limit, pair, window_no in good]
     if not adds:
         return
     try:
