@@ -44,7 +44,9 @@ def _redis_url(host=REDIS[0], port=REDIS[1]) -> str:
 
 
 @pytest.fixture
-def redis_cache(settings):
+def redis_cache(settings, transactional_db):
+    """Redis as the cache, the client cache on; its thread is stopped before
+    the test database is emptied (it may still be writing last redeemed)."""
     try:
         redis.Redis.from_url(_redis_url()).ping()
     except redis.ConnectionError:
@@ -54,7 +56,8 @@ def redis_cache(settings):
             pytest.fail("Redis must be reachable at 127.0.0.1:6379 in CI")
         pytest.skip("needs Redis at 127.0.0.1:6379")
     redis.Redis.from_url(_redis_url()).flushdb()
-    return _use_cache(settings, _redis_url())
+    yield _use_cache(settings, _redis_url())
+    clientcache.shutdown()
 
 
 def _use_cache(settings, url):
