@@ -416,9 +416,11 @@ def write_header_files(workdir: Path, base_url: str, kept) -> tuple[Path, Path]:
     return basic, bearer
 
 
-def run_wrk(url, concurrency, duration, *, header_file=None, header="", method="GET", body=""):
-    # One wrk thread: it keeps up easily, and on a small machine every core
-    # it does not take is left to the server.
+def wrk_command(url: str, concurrency: int, duration: int, header_file=None) -> list[str]:
+    """wrk with the report script (bench/wrk_report.lua); the headers to take
+    turns with, one per line, in `header_file`. One wrk thread: it keeps up
+    easily, and on a small machine every core it does not take is left to
+    the server. (bench.py and soak.py)"""
     cmd = [
         "wrk",
         "-t1",
@@ -432,6 +434,31 @@ def run_wrk(url, concurrency, duration, *, header_file=None, header="", method="
     ]
     if header_file:
         cmd += ["--", str(header_file)]
+    return cmd
+
+
+def server_env(
+    *, database_url: str, base_url: str, cache_url: str, port: int, workers: int, workdir: Path
+) -> dict:
+    """The environment of the gunicorn under load: bin/serve's settings, on
+    the benchmark's port, with rate limits above the load; the access log is
+    written, as in production, to a file instead of the terminal."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BASE_URL": base_url,
+        "CACHE_URL": cache_url,
+        **RATE_LIMIT_ENV,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "ACCESS_LOG": str(workdir / "access.log"),
+        "GUNICORN_LOG_LEVEL": "warning",
+    }
+
+
+def run_wrk(url, concurrency, duration, *, header_file=None, header="", method="GET", body=""):
+    cmd = wrk_command(url, concurrency, duration, header_file)
     env = {**os.environ, "BENCH_METHOD": method, "BENCH_HEADER": header, "BENCH_BODY": body}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     line = [ln for ln in out.splitlines() if ln.startswith("{")][-1]
@@ -535,20 +562,14 @@ def main():
     connections.close_all()
     prepare_cache(args.cache)
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "BASE_URL": base_url,
-        "CACHE_URL": args.cache,
-        **RATE_LIMIT_ENV,
-        # bin/serve's gunicorn settings, on the benchmark's port; the access
-        # log is written, as in production, to a file instead of the terminal.
-        "HOST": "127.0.0.1",
-        "PORT": str(args.port),
-        "WEB_CONCURRENCY": str(args.workers),
-        "ACCESS_LOG": str(workdir / "access.log"),
-        "GUNICORN_LOG_LEVEL": "warning",
-    }
+    env = server_env(
+        database_url=database_url,
+        base_url=base_url,
+        cache_url=args.cache,
+        port=args.port,
+        workers=args.workers,
+        workdir=workdir,
+    )
     if args.floor:
         env["DJANGO_SETTINGS_MODULE"] = "bench.floor_settings"
     server = subprocess.Popen(

@@ -34,13 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 # bench/bench.py, beside this script (its directory is first on sys.path).
 from bench import (  # noqa: E402 (after the path is set)
-    RATE_LIMIT_ENV,
     prepare_cache,
     seed,
+    server_env,
     setup_django,
     versions,
     wait_until_up,
     write_header_files,
+    wrk_command,
 )
 
 
@@ -102,19 +103,7 @@ def start_wrk(url: str, concurrency: int, duration: int, *, header_file: Path, m
         "BENCH_HEADER": "Authorization",
         "BENCH_BODY": "grant_type=client_credentials" if method == "POST" else "",
     }
-    cmd = [
-        "wrk",
-        "-t1",
-        f"-c{concurrency}",
-        f"-d{duration}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(ROOT / "bench" / "wrk_report.lua"),
-        url,
-        "--",
-        str(header_file),
-    ]
+    cmd = wrk_command(url, concurrency, duration, header_file)
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -154,18 +143,14 @@ def main():
     connections.close_all()
     prepare_cache(args.cache)
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.pg_url,
-        "BASE_URL": base_url,
-        "CACHE_URL": args.cache,
-        **RATE_LIMIT_ENV,
-        "HOST": "127.0.0.1",
-        "PORT": str(args.port),
-        "WEB_CONCURRENCY": str(args.workers),
-        "ACCESS_LOG": str(workdir / "access.log"),
-        "GUNICORN_LOG_LEVEL": "warning",
-    }
+    env = server_env(
+        database_url=args.pg_url,
+        base_url=base_url,
+        cache_url=args.cache,
+        port=args.port,
+        workers=args.workers,
+        workdir=workdir,
+    )
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
