@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from apiclients.models import Membership, Role, Tenant
+from oauth import clientcache
 
 
 class UserExists(Exception):
@@ -27,4 +28,6 @@ def user_create(
         tenant, _ = Tenant.objects.get_or_create(name=tenant_name)
         user = User.objects.create_user(username=username, password=password)
         Membership.objects.create(user=user, tenant=tenant, role=role)
+        # The users API's pages of the tenant, in every process (oauth.coherence).
+        clientcache.users_changed(tenant.pk)
     return user, password

@@ -4,6 +4,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from apiclients import secrets
 
@@ -169,7 +170,9 @@ class AuditEvent(models.Model):
     deleting a client or a user never rewrites (or loses) its history."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_events")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When it happened: an event kept while the database was unavailable
+    # (oauth.spool) is written later with its own time.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=40, choices=AuditAction.choices)
     actor = models.CharField(max_length=150, help_text="Username, or client ID for token events")
     source_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -177,6 +180,8 @@ class AuditEvent(models.Model):
     client_name = models.CharField(max_length=100, blank=True)
     # What changed ({"field": [old, new]}) or other context. Never a secret.
     details = models.JSONField(default=dict, blank=True)
+    # Set on events that may be written more than once (oauth.spool).
+    spool_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 

@@ -36,6 +36,13 @@ def looks_like_secret(value: str) -> bool:
     return bool(_SECRET_RE.match(value))
 
 
+def contains_secret(text: str) -> bool:
+    """Whether a secret, or a piece of one, may be anywhere in `text` (a
+    client ID or username that someone pasted a secret into): then the text
+    goes into no key, log line or message."""
+    return SECRET_PREFIX in text
+
+
 def secret_matches(secret: str, stored_digest: str) -> bool:
     # Anything that is not shaped like one of our secrets (a stored digest
     # pasted as a secret, say) never matches.

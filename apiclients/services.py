@@ -14,6 +14,7 @@ from django.utils import timezone
 from apiclients import secrets
 from apiclients.catalog import normalize_grants
 from apiclients.models import ApiClient, AuditAction, AuditEvent, Tenant
+from oauth import clientcache
 
 
 class NameTaken(Exception):
@@ -154,6 +155,8 @@ def api_client_update(
             current.version = F("version") + 1
             current.save()
             current.refresh_from_db()
+            # Every process drops its copy before this returns (oauth.coherence).
+            clientcache.client_changed(current.client_id)
 
             status = diff.pop("is_active", None)
             if diff:
@@ -210,6 +213,7 @@ def api_client_reset_secret(
         current.previous_secret_expires_at = None
         current.save()
         current.refresh_from_db()
+        clientcache.client_changed(current.client_id)
         audit_record(
             tenant=current.tenant,
             action=AuditAction.SECRET_RESET,
@@ -236,6 +240,7 @@ def api_client_rotate_secret(
         current.previous_secret_expires_at = now + grace
         current.save()
         current.refresh_from_db()
+        clientcache.client_changed(current.client_id)
         audit_record(
             tenant=current.tenant,
             action=AuditAction.SECRET_ROTATED,
@@ -265,6 +270,7 @@ def api_client_revoke_previous_secret(
         current.version = F("version") + 1
         current.save()
         current.refresh_from_db()
+        clientcache.client_changed(current.client_id)
         audit_record(
             tenant=current.tenant,
             action=AuditAction.PREVIOUS_SECRET_REVOKED,
@@ -287,3 +293,4 @@ def api_client_delete(*, client: ApiClient, actor, source_ip: str | None = None)
             details={"grants": client.grants},
         )
         client.delete()
+        clientcache.client_changed(client.client_id)

@@ -8,14 +8,20 @@ guessing. Once over a limit the password is not even checked (no Argon2 CPU
 burnt), and the form says when to try again.
 """
 
+import logging
+
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
+from apiclients.models import Membership
 from apiclients.roles import source_ip
-from config import ratelimit
+from config import ratelimit, redis
 from config.ratelimit import Limit
+from oauth import clientcache, coherence
+
+logger = logging.getLogger(__name__)
 
 
 def _limits() -> list[tuple[Limit, str]]:
@@ -42,8 +48,8 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         subjects = self._subjects()
         for limit, kind in _limits():
             # peek + 1: this attempt would be one more failure.
-            outcome = ratelimit.peek(limit, subjects[kind])
-            if outcome.count >= limit.limit:
+            outcome = _unless_down(ratelimit.peek, limit, subjects[kind])
+            if outcome is not None and outcome.count >= limit.limit:
                 minutes = max(1, round(outcome.reset_after / 60))
                 raise ValidationError(
                     self.error_messages["throttled"],
@@ -54,14 +60,33 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             return super().clean()
         except ValidationError:
             for limit, kind in _limits():
-                ratelimit.hit(limit, subjects[kind])
+                _unless_down(ratelimit.hit, limit, subjects[kind])
             raise
+
+
+def _unless_down(call, *args):
+    """Sign-in goes on without its limits while Redis is unavailable: the
+    password is still checked (with Argon2, slow on purpose)."""
+    try:
+        return call(*args)
+    except redis.ERRORS as exc:
+        logger.warning("Sign-in limits not enforced: Redis is unavailable (%r)", exc)
+        return None
 
 
 class SignInView(auth_views.LoginView):
     form_class = ThrottledAuthenticationForm
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # Signing in wrote the user's last login, which the users API shows.
+        if coherence.enabled():
+            tenants = Membership.objects.filter(user=form.get_user()).values_list("tenant_id")
+            for (tenant_id,) in tenants:
+                clientcache.users_changed(tenant_id)
+        return response
 
     def form_invalid(self, form):
         response = super().form_invalid(form)

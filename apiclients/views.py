@@ -347,7 +347,7 @@ def _reveal(
             "secret": secret,
             "base_url": base_url,
             "curl": f"curl -X POST -u '{client.client_id}:{secret}' -d \"\" {token_url}",
-            "token_minutes": max(1, settings.OAUTH_TOKEN_LIFETIME // 60),
+            "token_minutes": max(1, settings.OAUTH["TOKEN_LIFETIME"] // 60),
             "old_secret_until": old_secret_until,
             "locked": True,
         },

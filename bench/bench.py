@@ -268,19 +268,20 @@ def measure_api_queries(seeded: dict, base_url: str, repeats: int = 50) -> list[
         assert r.status_code == 200, r.content
         return r
 
+    from django.conf import settings
     from django.test import override_settings
 
-    from oauth import clientcache
+    from oauth import coherence
 
     rows = []
     # With the client cache (as served), then without it (every request
     # loads its client: what a worker does while it has no lease).
     for cached, suffix in ((True, ""), (False, " (client cache off)")):
-        with override_settings(OAUTH_CLIENT_CACHE=cached):
-            clientcache.shutdown()
+        with override_settings(OAUTH={**settings.OAUTH, "CLIENT_CACHE": cached}):
+            coherence.shutdown()
             if cached:
                 deadline = time.monotonic() + 5
-                while not clientcache.live() and time.monotonic() < deadline:
+                while not coherence.live() and time.monotonic() < deadline:
                     time.sleep(0.01)
             # The first token of a client writes "last redeemed" (then at most
             # once per OAUTH_LAST_REDEEMED_INTERVAL): count the steady state.
@@ -296,7 +297,7 @@ def measure_api_queries(seeded: dict, base_url: str, repeats: int = 50) -> list[
                     r = api.get("/v1/users?active=true&pageSize=100", HTTP_AUTHORIZATION=bearer)
                     assert r.status_code == 200, r.content
             rows.append(_per_request("GET /v1/users" + suffix, ctx, repeats))
-    clientcache.shutdown()
+    coherence.shutdown()
     return rows
 
 

@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import handler404, handler500  # noqa: F401 (the app's error pages)
 from oauth import keys, throttle, tokens
-from oauth.clients import client_row
+from oauth.clients import client_and_revocation
 
 
 def _signed() -> JsonResponse:
@@ -58,7 +58,7 @@ def sign(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 def lookup(request: HttpRequest) -> JsonResponse:
-    client_row(request.headers.get("X-Client-Id", ""))
+    client_and_revocation(request.headers.get("X-Client-Id", ""))
     return _signed()
 
 
@@ -73,7 +73,7 @@ def limits_only(request: HttpRequest) -> JsonResponse:
 def limits(request: HttpRequest) -> JsonResponse:
     client_id = request.headers.get("X-Client-Id", "")
     throttle.check(endpoint="token", client_id=client_id, ip=request.META.get("REMOTE_ADDR"))
-    client_row(client_id)
+    client_and_revocation(client_id)
     return _signed()
 
 

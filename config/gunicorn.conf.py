@@ -22,10 +22,12 @@ logger_class = "config.gunicorn_logging.AccessLogWithoutSecrets"
 
 def worker_exit(server, worker):
     # Last redeemed and token counts a worker has not written yet
-    # (oauth.clientcache, apiclients.usage) go out before it exits, so a
-    # restart or a scale-down loses none.
+    # (apiclients.usage) and audit events kept during a database outage
+    # (oauth.spool) go out before it exits, so a restart or a scale-down
+    # loses none; its lease is given up (oauth.coherence).
     from apiclients import usage
-    from oauth import clientcache
+    from oauth import coherence, spool
 
-    clientcache.shutdown()
-    usage.buffer_flush()
+    coherence.shutdown()
+    usage.flush()
+    spool.drain()

@@ -1,19 +1,18 @@
-"""Fixed-window rate limits on the configured cache.
+"""Fixed-window rate limits.
 
-With Redis (CACHE_URL) every worker process and machine shares the counts;
-with the local-memory default they are per process. One cache round trip per
-limit in the common case (INCR on an existing window); `count_many` counts
-and reads several in a single round trip to Redis.
+With Redis (CACHE_URL) every process and machine shares the counts, and
+`count_many` counts and reads several counters in one round trip (a Lua
+script); with the local-memory default they are per process, in Django's
+cache. Calls raise one of config.redis.ERRORS when Redis cannot be used.
 """
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
 
-from config.cache import counter_add, script_run
+from config import redis
 
 
 @dataclass(frozen=True)
@@ -72,23 +71,17 @@ def reset_after(limit: Limit, now: float) -> int:
 def hit(limit: Limit, subject: str, *, cost: int = 1) -> Outcome:
     """Counts one request of `subject` against `limit` and says whether it
     is still within it."""
-    key, reset_after = _key(limit, subject, time.time())
-    return Outcome(limit, _incr(caches["default"], key, cost, limit.window), reset_after)
+    return count_many([Count(limit, subject, cost)])[0]
+
+
+def peek(limit: Limit, subject: str) -> Outcome:
+    """The current count without adding to it."""
+    return count_many([Count(limit, subject, 0)])[0]
 
 
 def _ttl(window: int) -> int:
     # Kept through the next window too, which may read it (Count.previous).
     return 2 * window + 1
-
-
-def _incr(cache, key: str, cost: int, window: int) -> int:
-    return counter_add(cache, key, cost, _ttl(window))
-
-
-def peek(limit: Limit, subject: str) -> Outcome:
-    """The current count without adding to it."""
-    key, reset_after = _key(limit, subject, time.time())
-    return Outcome(limit, caches["default"].get(key, 0), reset_after)
 
 
 def most_restrictive(outcomes: list[Outcome]) -> Outcome:
@@ -137,25 +130,15 @@ def add_many(adds: Sequence[tuple[Limit, str, int, int]]) -> list[int]:
 def _counters(items: Sequence[tuple[str, Limit, int]]) -> list[int]:
     """The count of each (key, limit, cost) after adding `cost` (a new
     counter expires after two windows), or as it is when `cost` is 0."""
-    cache = caches["default"]
-    if not isinstance(cache, RedisCache):
-        return [
-            _incr(cache, key, cost, limit.window) if cost else cache.get(key, 0)
-            for key, limit, cost in items
-        ]
-    # One script rather than a pipeline: one command to pack and one reply
-    # to parse, which is most of the client's cost of a round trip. The
-    # counters to add to come first, then the ones only read (one MGET);
+    if redis.client() is None:
+        return [_local_add(key, cost, _ttl(limit.window)) for key, limit, cost in items]
+    # The counters to add to come first, then the ones only read (one MGET);
     # the counts come back as one string.
     adding = [i for i, (_, _, cost) in enumerate(items) if cost]
     order = adding + [i for i, (_, _, cost) in enumerate(items) if not cost]
-    reply = script_run(
-        cache,
+    reply = redis.run(
         _COUNT_MANY,
-        # The keys as Django's cache names them, so that hit() and peek() see
-        # the same counters (Django stores integers as plain Redis integers;
-        # Redis keys need none of the memcached-minded validation).
-        [cache.make_key(items[i][0]) for i in order],
+        [items[i][0] for i in order],
         [
             len(adding),
             *(items[i][2] for i in adding),
@@ -164,6 +147,18 @@ def _counters(items: Sequence[tuple[str, Limit, int]]) -> list[int]:
     )
     values = dict(zip(order, reply.split(b","), strict=True))
     return [int(values[i]) for i in range(len(items))]
+
+
+def _local_add(key: str, cost: int, timeout: int) -> int:
+    if not cost:
+        return cache.get(key, 0)
+    try:
+        return cache.incr(key, cost)
+    except ValueError:
+        # A concurrent add() may win; then incr() finds the key.
+        if cache.add(key, cost, timeout=timeout):
+            return cost
+        return cache.incr(key, cost)
 
 
 # KEYS: the counters to add to, then those to read. ARGV: how many to add

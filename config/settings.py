@@ -69,25 +69,54 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
+_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # Persistent connections: the token endpoint must not pay for a connection
 # setup on every request. A connection the server closed (a restart) is
-# dropped at the start of the next request by config.db, without the extra
-# round trip per request that CONN_HEALTH_CHECKS costs.
+# dropped before the next request's first query; on PostgreSQL that check is
+# a poll() of the socket, not a round trip (config/postgresql).
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Prepared statements for the few hot queries that ask for them
-    # (config.db.prepared_cursor); the ORM's queries are never prepared.
-    # Turn off behind PgBouncer older than 1.21 in transaction mode.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = _POSTGRES
+# Seconds any one statement, or a connection attempt, may take before it is
+# given up (config/postgresql): a silent server costs a request this long at most,
+# and then one such wait per DATABASE_RETRY_AFTER seconds per process.
+DATABASE_TIMEOUT = env.float("DATABASE_TIMEOUT", default=2.0)
+DATABASE_RETRY_AFTER = env.float("DATABASE_RETRY_AFTER", default=2.0)
+if _POSTGRES:
+    # The same backend with timeouts on every call (config/postgresql).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": max(2, round(DATABASE_TIMEOUT)),  # libpq's minimum is 2
+            "options": f"-c statement_timeout={int(DATABASE_TIMEOUT * 1000)}"
+            " -c idle_in_transaction_session_timeout=60000",
+            # Lost packets (a cable pulled, a host gone): unacknowledged data
+            # fails the connection after this long, idle ones are probed.
+            "tcp_user_timeout": int(DATABASE_TIMEOUT * 1000),
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+        }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-    # The same, without a new client object per cache call (config.cache).
-    CACHES["default"]["BACKEND"] = "config.cache.RedisCache"
+# Redis (CACHE_URL=redis://...) holds the rate-limit counters every process
+# shares. Each call waits at most REDIS_TIMEOUT seconds and is never retried
+# (a counter must not count twice); after a failure, Redis is left alone for
+# REDIS_RETRY_AFTER seconds and requests go on without it (config.redis).
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.25)
+REDIS_RETRY_AFTER = env.float("REDIS_RETRY_AFTER", default=2.0)
+REDIS_URL = CACHES["default"]["LOCATION"] if "redis" in CACHES["default"]["BACKEND"] else ""
+if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    CACHES["default"]["OPTIONS"] = {
+        "socket_timeout": REDIS_TIMEOUT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -149,41 +178,49 @@ STORAGES = {
 SECRET_ROTATION_REMINDER_DAYS = env.int("SECRET_ROTATION_REMINDER_DAYS", default=90)
 CLIENT_EXPIRY_WARNING_DAYS = env.int("CLIENT_EXPIRY_WARNING_DAYS", default=30)
 
-# OAuth token endpoint.
-OAUTH_TOKEN_LIFETIME = env.int("OAUTH_TOKEN_LIFETIME", default=900)
-# A PEM private key (EC P-256) as a value or a file path; when neither is set
-# the key is generated once and kept in the database (oauth.keys).
-OAUTH_SIGNING_KEY = env.str("OAUTH_SIGNING_KEY", default="")
-OAUTH_SIGNING_KEY_FILE = env.str("OAUTH_SIGNING_KEY_FILE", default="")
-# "last redeemed" is written at most once per client per this many seconds
-# (the console shows it to the minute; AWS updates an access key's "last used"
-# within hours). Each write also moves the client's token counts.
-OAUTH_LAST_REDEEMED_INTERVAL = env.int("OAUTH_LAST_REDEEMED_INTERVAL", default=60)
-# Rate limits of the token, introspection and revocation endpoints
-# (oauth.throttle), on the shared cache; 0 turns a limit off. Requests per
-# window, per client ID and per source address, each endpoint apart:
-OAUTH_RATE_LIMIT_WINDOW = env.int("OAUTH_RATE_LIMIT_WINDOW", default=60)
-OAUTH_RATE_LIMIT_PER_CLIENT = env.int("OAUTH_RATE_LIMIT_PER_CLIENT", default=600)
-OAUTH_RATE_LIMIT_PER_IP = env.int("OAUTH_RATE_LIMIT_PER_IP", default=1200)
-# Failed client authentications per window before requests are refused
-# without checking the secret: per client ID and address, per address, and
-# per client ID from addresses that have not authenticated as it lately.
-OAUTH_FAILURE_WINDOW = env.int("OAUTH_FAILURE_WINDOW", default=300)
-OAUTH_FAILURES_PER_CLIENT_AND_IP = env.int("OAUTH_FAILURES_PER_CLIENT_AND_IP", default=10)
-OAUTH_FAILURES_PER_IP = env.int("OAUTH_FAILURES_PER_IP", default=50)
-OAUTH_FAILURES_PER_CLIENT = env.int("OAUTH_FAILURES_PER_CLIENT", default=100)
-# Clients kept in each worker's memory, changes pushed to every worker before
-# the console confirms them (oauth.clientcache); needs Redis (CACHE_URL). A
-# worker that loses Redis for this many seconds loads clients from the
-# database again, and a change waits at most this long for a silent worker.
-OAUTH_CLIENT_CACHE = env.bool("OAUTH_CLIENT_CACHE", default=True)
-OAUTH_CLIENT_CACHE_LEASE = env.float("OAUTH_CLIENT_CACHE_LEASE", default=2.0)
-# Changes made outside the app (SQL by hand) send no message: rows are
-# reloaded at least this often (seconds).
-OAUTH_CLIENT_CACHE_MAX_AGE = env.float("OAUTH_CLIENT_CACHE_MAX_AGE", default=30.0)
-# Failed token requests of one client from one address are audited at most
-# once per this many seconds; the next event says how many were left out.
-OAUTH_AUDIT_FAILURE_INTERVAL = env.int("OAUTH_AUDIT_FAILURE_INTERVAL", default=600)
+# The OAuth token endpoint, its rate limits and the memory each process keeps
+# (oauth/); every variable is documented in the README and .env.example.
+OAUTH = {
+    # Seconds a token lives.
+    "TOKEN_LIFETIME": env.int("OAUTH_TOKEN_LIFETIME", default=900),
+    # A PEM private key (EC P-256) as a value or a file path; when neither is
+    # set the key is generated once and kept in the database (oauth.keys).
+    "SIGNING_KEY": env.str("OAUTH_SIGNING_KEY", default=""),
+    "SIGNING_KEY_FILE": env.str("OAUTH_SIGNING_KEY_FILE", default=""),
+    # "Last redeemed" and the token counts are written at most once per
+    # client per this many seconds per process (the console shows minutes;
+    # AWS updates an access key's "last used" within hours).
+    "LAST_REDEEMED_INTERVAL": env.int("OAUTH_LAST_REDEEMED_INTERVAL", default=60),
+    # Requests per window (seconds), per client ID and per source address,
+    # each endpoint apart; 0 turns a limit off (oauth.throttle).
+    "RATE_LIMIT_WINDOW": env.int("OAUTH_RATE_LIMIT_WINDOW", default=60),
+    "RATE_LIMIT_PER_CLIENT": env.int("OAUTH_RATE_LIMIT_PER_CLIENT", default=600),
+    "RATE_LIMIT_PER_IP": env.int("OAUTH_RATE_LIMIT_PER_IP", default=1200),
+    # Failed client authentications per window before requests are refused
+    # without checking the secret: per client ID and address, per address,
+    # and per client ID from addresses that have not authenticated as it lately.
+    "FAILURE_WINDOW": env.int("OAUTH_FAILURE_WINDOW", default=300),
+    "FAILURES_PER_CLIENT_AND_IP": env.int("OAUTH_FAILURES_PER_CLIENT_AND_IP", default=10),
+    "FAILURES_PER_IP": env.int("OAUTH_FAILURES_PER_IP", default=50),
+    "FAILURES_PER_CLIENT": env.int("OAUTH_FAILURES_PER_CLIENT", default=100),
+    # Failed token requests of one client from one address are audited at
+    # most once per this many seconds; the next event says how many were
+    # left out.
+    "AUDIT_FAILURE_INTERVAL": env.int("OAUTH_AUDIT_FAILURE_INTERVAL", default=600),
+    # Audit events that could not be written (the database unreachable) wait
+    # here, and are written once it is back (oauth.spool).
+    "SPOOL_DIR": env.str("OAUTH_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool")),
+    # Clients, revocations and users pages kept in each process's memory,
+    # every change applied everywhere before it is confirmed
+    # (oauth.coherence); on by default with PostgreSQL.
+    "CLIENT_CACHE": env.bool("OAUTH_CLIENT_CACHE", default=_POSTGRES),
+    # Seconds a process may use its memory after it last heard from the
+    # database: the longest a change waits for a silent process.
+    "CLIENT_CACHE_LEASE": env.float("OAUTH_CLIENT_CACHE_LEASE", default=2.0),
+    # Changes made outside the app (SQL by hand) are not announced: rows are
+    # reloaded at least this often (seconds).
+    "CLIENT_CACHE_MAX_AGE": env.float("OAUTH_CLIENT_CACHE_MAX_AGE", default=30.0),
+}
 
 LOGGING = {
     "version": 1,

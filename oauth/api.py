@@ -19,7 +19,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils.dateparse import parse_datetime
 
 from apiclients.models import AuditAction, AuditEvent, Membership
-from config.db import prepared_cursor
 from oauth import clientcache
 from oauth.bearer import require_scope
 from oauth.errors import invalid_request
@@ -87,17 +86,16 @@ def _users_json_page(*, tenant_id, is_active: bool | None, limit: int, offset: i
     memory while it holds the client cache's lease: every change to the
     tenant's users or memberships reaches every worker before it is
     confirmed (oauth.clientcache), and a page is read again at least every
-    OAUTH_CLIENT_CACHE_MAX_AGE seconds. An integration polling the same
+    CLIENT_CACHE_MAX_AGE seconds. An integration polling the same
     page then costs no query for it."""
     key = ("users", tenant_id, is_active, limit, offset)
     kept = clientcache.page_get(key, tenant_id)
     if kept is not None:
         return kept
-    epoch = clientcache.users_epoch(tenant_id)
+    read_at = clientcache.page_epoch(tenant_id)
     rows, total = _users_page(tenant_id=tenant_id, is_active=is_active, limit=limit, offset=offset)
     page = _users_json(rows), total
-    if clientcache.live():
-        clientcache.page_put(key, tenant_id, epoch, page)
+    clientcache.page_keep(key, tenant_id, read_at, page)
     return page
 
 
@@ -162,16 +160,16 @@ def _users_page(*, tenant_id, is_active: bool | None, limit: int, offset: int):
     total rides along as a window count); a second only for a page past the
     end, to still say how many there are.
 
-    The SQL is built once per connection from the models' metadata and runs
-    as a prepared statement with binary results (config.db): through the ORM,
-    building the query and converting a page of rows cost three times what
-    the database took to answer."""
+    The SQL is built once per connection from the models' metadata: through
+    the ORM, building the query and converting a page of rows cost three
+    times what the database took to answer. Pages are kept in memory
+    besides (_users_json_page)."""
     connection = connections[DEFAULT_DB_ALIAS]
     page_sql, count_sql, tenant_field, converters = _users_sql(connection, is_active is not None)
     params = [tenant_field.get_db_prep_value(tenant_id, connection)]
     if is_active is not None:
         params.append(is_active)
-    with prepared_cursor(connection, binary=True) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(page_sql, [*params, limit, offset])
         rows = cursor.fetchall()
         if rows:
@@ -261,8 +259,12 @@ def _decode_cursor(cursor: str):
     try:
         created_at, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         created_at = parse_datetime(created_at)
-        if created_at is None or not isinstance(pk, int):
+        # Within the columns' ranges: anything else would reach the database
+        # and fail there, not here with a 400.
+        if created_at is None or not isinstance(pk, int) or not 0 < pk < 2**63:
             raise ValueError
+        if created_at.tzinfo is None:
+            created_at = created_at.replace(tzinfo=UTC)
     except (ValueError, TypeError, binascii.Error):
         raise invalid_request("cursor is not one this API returned") from None
     return created_at, pk

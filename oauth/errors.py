@@ -58,15 +58,15 @@ def invalid_client(description: str = "Client authentication failed") -> OAuthEr
 
 
 class ClientAuthFailed(OAuthError):
-    """invalid_client, carrying what the audit log needs (never the secret).
+    """A refused client authentication: to the caller `invalid_client` (or a
+    lockout's 429), so that an unknown client, a wrong secret, an inactive
+    client and a refused address cannot be told apart; the reason and the
+    client are for the tenant's audit log only (never the secret)."""
 
-    `reason` is for the tenant's audit log only; the caller always sees the
-    same error so that an unknown client, a wrong secret, an inactive client
-    and a refused address cannot be told apart."""
-
-    def __init__(self, *, reason: str, client_id: str, client=None):
-        error = invalid_client()
-        super().__init__(error.error, error.description, status=error.status, headers=error.headers)
+    def __init__(self, refusal: OAuthError, *, reason: str, client_id: str, client=None):
+        super().__init__(
+            refusal.error, refusal.description, status=refusal.status, headers=refusal.headers
+        )
         self.reason = reason
         self.client_id = client_id
         self.client = client

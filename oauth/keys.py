@@ -88,7 +88,7 @@ def reset_cache() -> None:
 
 @receiver(setting_changed)
 def _settings_changed(*, setting, **kwargs):
-    if setting.startswith("OAUTH_") or setting.startswith("SECRET_KEY"):
+    if setting == "OAUTH" or setting.startswith("SECRET_KEY"):
         reset_cache()
 
 
@@ -113,12 +113,12 @@ def _load() -> Keyring:
 
 
 def _configured_private_key() -> ec.EllipticCurvePrivateKey | None:
-    pem = settings.OAUTH_SIGNING_KEY
+    pem = settings.OAUTH["SIGNING_KEY"]
     source = "OAUTH_SIGNING_KEY"
-    if not pem and settings.OAUTH_SIGNING_KEY_FILE:
+    if not pem and settings.OAUTH["SIGNING_KEY_FILE"]:
         source = "OAUTH_SIGNING_KEY_FILE"
         try:
-            pem = Path(settings.OAUTH_SIGNING_KEY_FILE).read_text()
+            pem = Path(settings.OAUTH["SIGNING_KEY_FILE"]).read_text()
         except OSError as exc:
             raise ImproperlyConfigured(f"{source} cannot be read: {exc.strerror}") from None
     if not pem:
@@ -156,7 +156,7 @@ def _load_from_database() -> Keyring:
 def _retired_key_window() -> timedelta:
     # A process may sign with a key for up to RELOAD_AFTER seconds after it
     # was retired elsewhere, and that token lives OAUTH_TOKEN_LIFETIME more.
-    return timedelta(seconds=settings.OAUTH_TOKEN_LIFETIME + RELOAD_AFTER)
+    return timedelta(seconds=settings.OAUTH["TOKEN_LIFETIME"] + RELOAD_AFTER)
 
 
 def _create_current_key() -> SigningKey:

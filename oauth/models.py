@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 
 class SigningKey(models.Model):
@@ -43,3 +44,29 @@ class RevokedToken(models.Model):
 
     def __str__(self) -> str:
         return self.jti
+
+
+class CacheChange(models.Model):
+    """A change that every process must apply to what it keeps in memory
+    before the change is confirmed (oauth.coherence). Kept a few minutes."""
+
+    topic = models.CharField(max_length=16)
+    key = models.CharField(max_length=200)
+    # The database's clock, as the processes that poll compare it.
+    created_at = models.DateTimeField(db_default=Now(), db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.key}"
+
+
+class CacheProcess(models.Model):
+    """A process that keeps rows in memory: what it has applied, and until
+    when it may go on using its memory without hearing from the database."""
+
+    name = models.CharField(max_length=100, unique=True)
+    # Every change committed before this time (the database's clock) is applied.
+    applied_through = models.DateTimeField()
+    lease_until = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.name

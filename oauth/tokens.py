@@ -26,9 +26,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apiclients.catalog import normalize_grants
-from apiclients.models import ApiClient
 from oauth import clientcache, keys
-from oauth.clients import client_load, client_row
+from oauth.clients import ClientRecord, client_and_revocation, client_record
 from oauth.errors import OAuthError
 from oauth.models import RevokedToken
 
@@ -72,7 +71,7 @@ def audience() -> str:
     return settings.BASE_URL + "/v1"
 
 
-def token_scopes(client: ApiClient, requested: str | None) -> list[str]:
+def token_scopes(client: ClientRecord, requested: str | None) -> list[str]:
     """The scopes for a new token: the requested subset of the client's
     grants, or all of them when none is requested (RFC 6749 3.3)."""
     granted = normalize_grants(client.grants)
@@ -84,13 +83,13 @@ def token_scopes(client: ApiClient, requested: str | None) -> list[str]:
     return [scope for scope in granted if scope in wanted]
 
 
-def token_issue(*, client: ApiClient, scopes: list[str]) -> IssuedToken:
+def token_issue(*, client: ClientRecord, generation: int, scopes: list[str]) -> IssuedToken:
+    """A token for `client`, earned with the secret of `generation`."""
     key = keys.signing_key()
     now = int(time.time())
-    generation = getattr(client, "token_generation", None) or client.secret_generation
     # Never outlive the client's expiry, nor (for a token earned with the old
     # secret of a rotation) the end of the overlap.
-    ends = [now + settings.OAUTH_TOKEN_LIFETIME]
+    ends = [now + settings.OAUTH["TOKEN_LIFETIME"]]
     if client.expires_at is not None:
         ends.append(int(client.expires_at.timestamp()))
     if generation != client.secret_generation and client.previous_secret_expires_at:
@@ -214,20 +213,20 @@ def token_principal(token: str) -> Principal:
 
     The client must still exist in the token's tenant, be active and be on
     the secret generation the token was issued under, and the token's jti
-    must not be revoked: one query, or none while this worker's memory of
-    clients and revocations is current (oauth.clientcache)."""
+    must not be revoked: from this process's memory while it is current
+    (oauth.clientcache), else from the database."""
     claims = token_decode(token)
-    if clientcache.live():
-        # No query: the client and the revocations as this worker's memory
-        # holds them, kept current by oauth.clientcache.
-        client, revoked = client_load(claims["sub"]), clientcache.revoked(claims["jti"])
-    else:
-        client, revoked = client_row(claims["sub"], revoked_jti=claims["jti"])
+    client = clientcache.client_get(claims["sub"])
+    revoked = clientcache.revoked(claims["jti"])
+    if revoked is None:
+        client, revoked = client_and_revocation(claims["sub"], claims["jti"])
+    elif client is None:
+        client = client_record(claims["sub"])
     now = timezone.now()
     if (
         client is None
         or client.tenant_id != claims["tid"]
-        or not _generation_live(client, claims["sgen"], now)
+        or not client.generation_live(claims["sgen"], now)
         or not client.is_active
         or client.is_expired(now)
     ):
@@ -241,14 +240,6 @@ def token_principal(token: str) -> Principal:
         scopes=frozenset(claims["scope"].split()) & frozenset(client.grants),
         claims=claims,
     )
-
-
-def _generation_live(client: ApiClient, generation: int, now: datetime) -> bool:
-    """The current secret's tokens, and the old secret's while a rotation's
-    overlap lasts."""
-    if generation == client.secret_generation:
-        return True
-    return generation == client.secret_generation - 1 and client.previous_secret_live(now)
 
 
 def token_introspect(*, token: str, tenant_id: uuid.UUID) -> dict:
@@ -287,20 +278,20 @@ def token_revoke(*, token: str, tenant_id: uuid.UUID) -> bool:
         return False
     now = timezone.now()
     jti = claims["jti"][:64]
-    RevokedToken.objects.bulk_create(
-        [
-            RevokedToken(
-                jti=jti,
-                tenant_id=tenant_id,
-                client_id=claims["client_id"][:64],
-                expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
-            )
-        ],
-        ignore_conflicts=True,
-    )
-    # Every worker knows before the endpoint answers (oauth.clientcache).
-    clientcache.revoked_learned(jti, claims["exp"])
-    transaction.on_commit(lambda: clientcache.publish_revocation(jti, claims["exp"]))
+    with transaction.atomic():
+        RevokedToken.objects.bulk_create(
+            [
+                RevokedToken(
+                    jti=jti,
+                    tenant_id=tenant_id,
+                    client_id=claims["client_id"][:64],
+                    expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        # Every process knows before the endpoint answers (oauth.coherence).
+        clientcache.token_revoked(jti, claims["exp"])
     # Opportunistic pruning: a revoked token that has expired is refused anyway.
     revoked_tokens_prune(now=now)
     return True

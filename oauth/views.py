@@ -1,8 +1,9 @@
 """The OAuth 2.0 endpoints, server metadata and health checks.
 
-Thin on purpose: `oauth.request` parses, `oauth.clients` authenticates,
-`oauth.tokens` issues and verifies. None of these views touch the session or
-request.user, so the session and auth middleware do no work for them.
+Thin on purpose: each endpoint parses (oauth.request), authenticates through
+one service (oauth.clients), acts (oauth.tokens) and answers. None of these
+views touch the session or request.user, so the session and auth middleware
+do no work for them.
 """
 
 import ipaddress
@@ -13,28 +14,21 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.debug import sensitive_post_parameters
 
 from apiclients import usage
 from apiclients.catalog import GRANTABLE_APIS
-from apiclients.models import ApiClient
-from oauth import clientcache, keys, throttle
-from oauth.clients import (
-    client_authenticate,
-    client_mark_redeemed,
-    client_refusal,
-    client_row,
-    token_failure_record,
-)
+from oauth import keys, spool, throttle
+from oauth.clients import Authenticated, client_authenticate, failure_audit
 from oauth.errors import (
     NO_STORE,
     ClientAuthFailed,
+    JsonResponseThen,
     OAuthError,
     allow_methods,
-    invalid_client,
     json_errors,
 )
-from oauth.request import Credentials, parse_token_param_request, parse_token_request
+from oauth.request import parse_token_param_request, parse_token_request
 from oauth.tokens import issuer, token_introspect, token_issue, token_revoke, token_scopes
 
 logger = logging.getLogger("oauth")
@@ -44,8 +38,6 @@ _SENSITIVE = ("client_secret", "client_password", "token")
 
 
 def _remote_addr(request: HttpRequest) -> str | None:
-    # The peer address as the WSGI server reports it (behind a proxy, gunicorn
-    # is told which forwarded header to trust); never a header we parse.
     addr = request.META.get("REMOTE_ADDR") or ""
     try:
         return str(ipaddress.ip_address(addr))
@@ -53,100 +45,27 @@ def _remote_addr(request: HttpRequest) -> str | None:
         return None
 
 
-class _LockedOut(OAuthError):
-    """Refused before the secret was checked: too many failures."""
-
-    def __init__(self, error: OAuthError, client_id: str):
-        super().__init__(error.error, error.description, status=error.status, headers=error.headers)
-        self.client_id = client_id
-
-
-def _refused(
-    request: HttpRequest, error: OAuthError, endpoint: str, *, client: ApiClient | None = None
-) -> JsonResponse:
-    """The error response. A refused client is audited once it has been sent,
-    so known and unknown clients are answered equally fast; repeated failures
-    of one client from one address are aggregated (oauth.throttle)."""
-    if isinstance(error, ClientAuthFailed):
-        client, client_id, reason = error.client, error.client_id, error.reason
-    elif isinstance(error, _LockedOut):
-        client_id, reason = error.client_id, "too_many_failures"
-    elif client is not None:
-        client_id, reason = client.client_id, error.error
-    else:
+def _refused(request: HttpRequest, error: OAuthError, endpoint: str) -> JsonResponse:
+    """The error response. A refused client is audited once the response
+    has been sent, so known and unknown clients are answered equally fast."""
+    if not isinstance(error, ClientAuthFailed):
         return error.response()
-    source_ip = _remote_addr(request)
-
-    def record():
-        suppressed = throttle.audit_suppressed(client_id=client_id, ip=source_ip)
-        if suppressed is None:
-            return
-        known = client
-        if known is None and reason == "too_many_failures":
-            # Not loaded (the secret was not checked): find its tenant.
-            known, _ = client_row(client_id)
-        token_failure_record(
-            client=known,
-            client_id=client_id,
-            reason=reason,
-            endpoint=endpoint,
-            source_ip=source_ip,
-            suppressed=suppressed,
-        )
-
-    return error.response(then=record)
+    address = _remote_addr(request)
+    return error.response(then=lambda: failure_audit(error, endpoint=endpoint, source_ip=address))
 
 
-@sensitive_variables()
-def _authenticate(
-    request: HttpRequest, credentials: Credentials | None, endpoint: str
-) -> tuple[ApiClient, dict[str, str]]:
-    """The authenticated client and its RateLimit-* headers; or an
-    OAuthError (429 over a limit, before the secret is even looked at)."""
-    remote_addr = _remote_addr(request)
-    if credentials is not None:
-        # The common case: a client in this worker's memory, the right
-        # secret, within the rate limits counted in memory (no round trip).
-        client_id = credentials.client_id
-        client = clientcache.cached(client_id)
-        if (
-            client is not None
-            and not throttle.locked_out_locally(
-                endpoint=endpoint, client_id=client_id, ip=remote_addr
-            )
-            and client_refusal(client, credentials.secret, remote_addr) is None
-        ):
-            headers = throttle.counted_locally(
-                endpoint=endpoint, client_id=client_id, ip=remote_addr
-            )
-            if headers is not None:
-                return client, headers
-    check = throttle.check(
-        endpoint=endpoint,
-        client_id=credentials.client_id if credentials else None,
-        ip=remote_addr,
-    )
-    if check.refused is not None:
-        if check.locked_out:
-            raise _LockedOut(check.refused, credentials.client_id)
-        raise check.refused
-    if credentials is None:
-        raise invalid_client("Client authentication is required")
+def _authenticated(request: HttpRequest, endpoint: str, parse) -> tuple[Authenticated, object]:
+    """Parses the request and authenticates its client: (who, what was
+    parsed), or an OAuthError. A request refused before its credentials
+    were read still counts against its address's rate limit."""
+    address = _remote_addr(request)
     try:
-        client = client_authenticate(credentials, remote_addr=remote_addr)
-    except ClientAuthFailed:
-        throttle.authentication_failed(check)
+        parsed = parse(request)
+    except OAuthError:
+        throttle.check(endpoint=endpoint, client_id=None, ip=address)
         raise
-    throttle.authentication_succeeded(check)
-    return client, check.headers
-
-
-def _counted(request: HttpRequest, endpoint: str) -> None:
-    """A request refused before its credentials were read still counts
-    against its address's rate limit."""
-    check = throttle.check(endpoint=endpoint, client_id=None, ip=_remote_addr(request))
-    if check.refused is not None:
-        raise check.refused
+    credentials = parsed[0] if isinstance(parsed, tuple) else parsed.credentials
+    return client_authenticate(credentials, endpoint=endpoint, address=address), parsed
 
 
 @csrf_exempt
@@ -155,36 +74,30 @@ def _counted(request: HttpRequest, endpoint: str) -> None:
 @allow_methods("POST")
 def token(request: HttpRequest) -> JsonResponse:
     try:
-        token_request = _parsed(request, "token", parse_token_request)
-        client, rate_headers = _authenticate(request, token_request.credentials, "token")
+        auth, token_request = _authenticated(request, "token", parse_token_request)
     except OAuthError as exc:
         return _refused(request, exc, "token")
     try:
-        scopes = token_scopes(client, token_request.scope)
+        scopes = token_scopes(auth.client, token_request.scope)
     except OAuthError as exc:
-        return _refused(request, exc, "token", client=client)
-    issued = token_issue(client=client, scopes=scopes)
-    now = timezone.now()
-    # With the client cache's thread running, it moves the counts on.
-    usage.token_counted(client.pk, now, flush=not clientcache.live())
-    client_mark_redeemed(client, now=now)
-    return JsonResponse(
-        {
-            "access_token": issued.access_token,
-            "token_type": "bearer",
-            "expires_in": issued.expires_in,
-            "scope": issued.scope,
-        },
-        headers={**NO_STORE, **rate_headers},
-    )
-
-
-def _parsed(request: HttpRequest, endpoint: str, parse):
-    try:
-        return parse(request)
-    except OAuthError:
-        _counted(request, endpoint)
-        raise
+        # Audited like a failed authentication: the client asked for more
+        # than it holds.
+        refusal = ClientAuthFailed(
+            exc, reason=exc.error, client_id=auth.client.client_id, client=auth.client
+        )
+        return _refused(request, refusal, "token")
+    issued = token_issue(client=auth.client, generation=auth.generation, scopes=scopes)
+    usage.token_counted(auth.client.pk, timezone.now(), last_written=auth.client.last_redeemed_at)
+    body = {
+        "access_token": issued.access_token,
+        "token_type": "bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }
+    headers = {**NO_STORE, **auth.rate_headers}
+    if spool.pending():
+        return JsonResponseThen(body, headers=headers, then=spool.drain)
+    return JsonResponse(body, headers=headers)
 
 
 @csrf_exempt
@@ -193,12 +106,11 @@ def _parsed(request: HttpRequest, endpoint: str, parse):
 @allow_methods("POST")
 def introspect(request: HttpRequest) -> JsonResponse:
     try:
-        credentials, params = _parsed(request, "introspect", parse_token_param_request)
-        client, rate_headers = _authenticate(request, credentials, "introspect")
+        auth, (_, params) = _authenticated(request, "introspect", parse_token_param_request)
     except OAuthError as exc:
         return _refused(request, exc, "introspect")
-    result = token_introspect(token=params["token"], tenant_id=client.tenant_id)
-    return JsonResponse(result, headers={**NO_STORE, **rate_headers})
+    result = token_introspect(token=params["token"], tenant_id=auth.client.tenant_id)
+    return JsonResponse(result, headers={**NO_STORE, **auth.rate_headers})
 
 
 @csrf_exempt
@@ -207,14 +119,13 @@ def introspect(request: HttpRequest) -> JsonResponse:
 @allow_methods("POST")
 def revoke(request: HttpRequest) -> JsonResponse:
     try:
-        credentials, params = _parsed(request, "revoke", parse_token_param_request)
-        client, rate_headers = _authenticate(request, credentials, "revoke")
+        auth, (_, params) = _authenticated(request, "revoke", parse_token_param_request)
     except OAuthError as exc:
         return _refused(request, exc, "revoke")
-    if token_revoke(token=params["token"], tenant_id=client.tenant_id):
-        logger.info("Client %s revoked a token", client.client_id)
+    if token_revoke(token=params["token"], tenant_id=auth.client.tenant_id):
+        logger.info("Client %s revoked a token", auth.client.client_id)
     # RFC 7009 2.2: 200 whether or not there was anything to revoke.
-    return JsonResponse({}, headers={**NO_STORE, **rate_headers})
+    return JsonResponse({}, headers={**NO_STORE, **auth.rate_headers})
 
 
 _PUBLIC = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}

@@ -102,8 +102,8 @@ def seed():
     rng = random.Random(7)
     for days_ago in range(30):
         for _ in range(rng.randint(0, 40) if days_ago % 7 not in (5, 6) else rng.randint(0, 3)):
-            usage.token_counted(soar.pk, now - dt.timedelta(days=days_ago))
-        usage.counts_flush(soar.pk, now - dt.timedelta(days=days_ago))
+            usage.token_counted(soar.pk, now - dt.timedelta(days=days_ago), last_written=now)
+        usage.flush()
     for n in range(30):
         api_client_create(
             tenant=tenant, name=f"Integration {n:02d}", grants=["alerts:read"], actor=alice

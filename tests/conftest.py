@@ -8,19 +8,32 @@
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 
 from apiclients import usage
 from apiclients.accounts import user_create
 from apiclients.models import Role, Tenant
 from apiclients.services import api_client_create
-from oauth import clientcache, throttle
+from config import redis
+from config.postgresql.base import breaker as database_breaker
+from oauth import coherence, throttle
 
 PASSWORD = "correct horse battery staple"
 
 
+def _forget_everything():
+    coherence.shutdown()
+    throttle.clear()
+    cache.clear()
+    usage.clear()  # token counts not yet written
+    redis.breaker().close()
+    if connection.vendor == "postgresql":
+        database_breaker().close()
+
+
 @pytest.fixture(autouse=True)
-def _fast_hashing_and_clean_cache(settings):
+def _fast_hashing_and_clean_cache(settings, tmp_path):
     # Argon2 is right for production and slow for hundreds of test users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
@@ -29,16 +42,14 @@ def _fast_hashing_and_clean_cache(settings):
     }
     # Off unless a test turns it on (tests/oauth/test_client_cache.py): many
     # tests change rows behind the app's back to stage a situation.
-    settings.OAUTH_CLIENT_CACHE = False
-    clientcache.shutdown()
-    throttle.local_clear()
-    cache.clear()
-    usage.buffer_clear()  # token counts not yet in the cache
+    settings.OAUTH = {
+        **settings.OAUTH,
+        "CLIENT_CACHE": False,
+        "SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    _forget_everything()
     yield
-    clientcache.shutdown()
-    throttle.local_clear()
-    cache.clear()
-    usage.buffer_clear()
+    _forget_everything()
 
 
 def _user(username, tenant, role):

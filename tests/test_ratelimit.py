@@ -63,14 +63,3 @@ def test_count_many_reads_the_previous_window():
             ]
         )
     assert (now.count, before.count) == (0, 1)
-
-
-def test_counter_add_creates_then_adds_and_agrees_with_the_cache_api():
-    from django.core.cache import cache
-
-    from config.cache import counter_add
-
-    assert counter_add(cache, "counter", 2, timeout=60) == 2
-    assert counter_add(cache, "counter", 3, timeout=60) == 5
-    assert cache.get("counter") == 5
-    assert cache.incr("counter") == 6

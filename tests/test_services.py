@@ -159,15 +159,18 @@ def test_an_expiry_date_is_recorded_and_audited(make_api_client, alice):
 def test_token_counts_reach_the_database_in_batches(make_api_client):
     client, _ = make_api_client()
     now = timezone.now()
-    for _ in range(5):
-        usage.token_counted(client.pk, now)
-    assert not TokenDailyCount.objects.exists()
+    # The first token of a client never redeemed is written at once.
+    usage.token_counted(client.pk, now, last_written=None)
+    assert TokenDailyCount.objects.get(client=client, day=now.date()).count == 1
+    for _ in range(4):
+        usage.token_counted(client.pk, now, last_written=now)
+    assert TokenDailyCount.objects.get(client=client, day=now.date()).count == 1
     assert usage.daily_counts(client, now.date())[-1] == (now.date(), 5)
-    usage.counts_flush(client.pk, now)
-    usage.token_counted(client.pk, now)
+    usage.flush()
+    usage.token_counted(client.pk, now, last_written=now)
     assert TokenDailyCount.objects.get(client=client, day=now.date()).count == 5
     assert usage.daily_counts(client, now.date())[-1] == (now.date(), 6)
-    usage.counts_flush(client.pk, now)
+    usage.flush()
     assert TokenDailyCount.objects.get(client=client, day=now.date()).count == 6
     series = usage.daily_counts(client, now.date())
     assert len(series) == 30 and sum(n for _, n in series) == 6

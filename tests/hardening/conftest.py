@@ -9,9 +9,19 @@ from django.test import Client
 from apiclients import secrets
 from apiclients.models import ApiClient
 from oauth import keys
+from oauth.clients import client_record
 from oauth.models import RevokedToken
 from oauth.tokens import token_decode, token_issue
 from tests.hardening import fuzzing
+
+
+def _issue(client, scopes):
+    return token_issue(
+        client=client_record(client.client_id),
+        generation=client.secret_generation,
+        scopes=list(scopes),
+    )
+
 
 _fuzz_tests: set[str] = set()
 _FUZZ_FILES = {
@@ -117,15 +127,13 @@ def fuzz_world(alice, bob, charlie, dave, make_api_client, settings) -> fuzzing.
         "globex": _pin(other, fuzzing.GLOBEX_ID, fuzzing.GLOBEX_SECRET),
     }
     tokens = {
-        "siem": token_issue(client=clients["siem"], scopes=clients["siem"].grants).access_token,
-        "siem_users": token_issue(client=clients["siem"], scopes=["users:read"]).access_token,
-        "globex": token_issue(
-            client=clients["globex"], scopes=clients["globex"].grants
-        ).access_token,
+        "siem": _issue(clients["siem"], clients["siem"].grants).access_token,
+        "siem_users": _issue(clients["siem"], ["users:read"]).access_token,
+        "globex": _issue(clients["globex"], clients["globex"].grants).access_token,
     }
     # Signed by us, yet refused: the client is inactive, or the token revoked.
-    tokens["inactive"] = token_issue(client=clients["inactive"], scopes=["users:read"]).access_token
-    revoked = token_issue(client=clients["siem"], scopes=["users:read"]).access_token
+    tokens["inactive"] = _issue(clients["inactive"], ["users:read"]).access_token
+    revoked = _issue(clients["siem"], ["users:read"]).access_token
     claims = token_decode(revoked)
     RevokedToken.objects.create(
         jti=claims["jti"],

@@ -72,7 +72,7 @@ def app_env(**overrides) -> dict:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE")
+        if key not in ("DATABASE_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_TIMEOUT")
         and not key.startswith("PYTEST")
     }
     env.update(
@@ -146,7 +146,7 @@ class Gunicorn:
             try:
                 if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.2)
         self.stop()
@@ -177,16 +177,25 @@ class TcpProxy:
 
     `off()` closes the listening socket (new connections are refused) and
     cuts every live connection, as a database host that went away would;
-    `on()` listens on the same port again."""
+    `silence()` keeps every connection open and accepting bytes but lets
+    nothing through, either way, as a hung server or a firewall dropping
+    packets would; `on()` listens on the same port again, or speaks again."""
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
         self.port = free_port()
+        self.silent = False
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
 
+    def silence(self) -> None:
+        self.silent = True
+
     def on(self) -> None:
+        self.silent = False
+        if self._listener is not None:
+            return
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -231,7 +240,8 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if not self.silent:
+                    dst.sendall(data)
         except OSError:
             pass
         finally:

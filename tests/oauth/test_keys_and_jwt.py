@@ -111,13 +111,13 @@ def test_a_configured_key_is_used_and_published(client, siem, settings, tmp_path
     private = ec.generate_private_key(ec.SECP256R1())
     pem = _pem(private)
     if source == "value":
-        settings.OAUTH_SIGNING_KEY = pem
+        settings.OAUTH = {**settings.OAUTH, "SIGNING_KEY": pem}
     elif source == "escaped value":
-        settings.OAUTH_SIGNING_KEY = pem.replace("\n", "\\n")
+        settings.OAUTH = {**settings.OAUTH, "SIGNING_KEY": pem.replace("\n", "\\n")}
     else:
         path = tmp_path / "signing.pem"
         path.write_text(pem)
-        settings.OAUTH_SIGNING_KEY_FILE = str(path)
+        settings.OAUTH = {**settings.OAUTH, "SIGNING_KEY_FILE": str(path)}
 
     api_client, secret = siem
     token = get_token(client, api_client, secret)
@@ -138,7 +138,7 @@ def test_a_configured_key_is_used_and_published(client, siem, settings, tmp_path
     ids=["garbage", "wrong curve"],
 )
 def test_a_bad_configured_key_fails_loudly_but_in_json(client, siem, settings, value):
-    settings.OAUTH_SIGNING_KEY = value
+    settings.OAUTH = {**settings.OAUTH, "SIGNING_KEY": value}
     with pytest.raises(keys.ImproperlyConfigured):
         keys.signing_key()
     api_client, secret = siem
@@ -173,7 +173,7 @@ def test_a_retired_key_leaves_jwks_once_its_tokens_have_expired(client, siem, se
     keys.rotate()
     SigningKey.objects.filter(kid=old_kid).update(
         retired_at=timezone.now()
-        - timedelta(seconds=settings.OAUTH_TOKEN_LIFETIME + keys.RELOAD_AFTER + 1)
+        - timedelta(seconds=settings.OAUTH["TOKEN_LIFETIME"] + keys.RELOAD_AFTER + 1)
     )
     keys.reset_cache()
     assert old_kid not in _jwks(client)
@@ -193,7 +193,8 @@ def test_another_processs_rotation_is_picked_up_for_an_unknown_kid(client, siem,
 
 
 def test_rotating_a_configured_key_is_refused(db, settings):
-    settings.OAUTH_SIGNING_KEY = _pem(ec.generate_private_key(ec.SECP256R1()))
+    pem = _pem(ec.generate_private_key(ec.SECP256R1()))
+    settings.OAUTH = {**settings.OAUTH, "SIGNING_KEY": pem}
     with pytest.raises(CommandError, match="configured"):
         call_command("rotate_signing_key")
 

@@ -1,6 +1,7 @@
 import base64
 import logging
-from datetime import timedelta
+import time
+from unittest import mock
 from urllib.parse import urlencode
 
 import jwt
@@ -9,7 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apiclients.models import ApiClient, AuditAction, AuditEvent
+from apiclients import usage
+from apiclients.models import AuditAction, AuditEvent
 from apiclients.services import api_client_update
 from oauth import keys
 from tests.oauth.conftest import FORM, JSON, basic, post
@@ -114,7 +116,7 @@ def test_it_allows_the_same_client_id_in_the_body_beside_basic(client, siem):
 
 
 def test_the_lifetime_is_configurable(client, siem, settings):
-    settings.OAUTH_TOKEN_LIFETIME = 300
+    settings.OAUTH = {**settings.OAUTH, "TOKEN_LIFETIME": 300}
     api_client, secret = siem
     response = post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=basic(api_client.client_id, secret))
     assert response.json()["expires_in"] == 300
@@ -455,7 +457,7 @@ def test_the_database_being_down_is_a_json_503(client, siem, monkeypatch):
     def broken(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("oauth.clients.client_row", broken)
+    monkeypatch.setattr("oauth.clients.client_record", broken)
     api_client, secret = siem
     response = post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=basic(api_client.client_id, secret))
     assert response.status_code == 503
@@ -497,7 +499,7 @@ def test_a_failed_request_does_not_set_last_redeemed(client, siem):
 
 
 def test_a_token_costs_one_select_and_last_redeemed_one_update_per_interval(client, siem, settings):
-    settings.OAUTH_LAST_REDEEMED_INTERVAL = 5
+    settings.OAUTH = {**settings.OAUTH, "LAST_REDEEMED_INTERVAL": 5}
     api_client, secret = siem
     auth = basic(api_client.client_id, secret)
     keys.signing_key()  # the key is loaded once per process, not per request
@@ -517,10 +519,11 @@ def test_a_token_costs_one_select_and_last_redeemed_one_update_per_interval(clie
     assert [q["sql"].split()[0] for q in second.captured_queries] == ["SELECT"]
 
     # Once the interval has passed, the next token writes again.
-    ApiClient.objects.filter(pk=api_client.pk).update(
-        last_redeemed_at=timezone.now() - timedelta(seconds=6)
-    )
-    with CaptureQueriesContext(connection) as later:
+    later_clock = time.monotonic() + 5 * 1.2
+    with (
+        mock.patch.object(usage.time, "monotonic", return_value=later_clock),
+        CaptureQueriesContext(connection) as later,
+    ):
         assert post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=auth).status_code == 200
     assert _writes(later) == ["SELECT", "UPDATE", "UPDATE tokendailycount"]
 

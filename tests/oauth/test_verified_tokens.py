@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apiclients.services import api_client_reset_secret
 from oauth import keys, tokens
+from oauth.clients import client_record
 from oauth.models import SigningKey
 from tests.oauth.conftest import bearer, get_token
 
@@ -32,7 +33,7 @@ def test_a_remembered_token_still_expires(client, siem, settings):
     token = get_token(client, api_client, secret)
     assert users(client, token).status_code == 200
 
-    later = tokens.time.time() + settings.OAUTH_TOKEN_LIFETIME + 1
+    later = tokens.time.time() + settings.OAUTH["TOKEN_LIFETIME"] + 1
     with mock.patch("oauth.tokens.time.time", return_value=later):
         response = users(client, token)
 
@@ -48,7 +49,7 @@ def test_a_remembered_token_dies_with_its_key(client, siem, settings):
     keys.rotate()
     SigningKey.objects.filter(kid=kid).update(
         retired_at=timezone.now()
-        - timedelta(seconds=settings.OAUTH_TOKEN_LIFETIME + keys.RELOAD_AFTER + 1)
+        - timedelta(seconds=settings.OAUTH["TOKEN_LIFETIME"] + keys.RELOAD_AFTER + 1)
     )
     keys.reset_cache()
 
@@ -85,7 +86,11 @@ def test_the_memory_is_bounded(client, siem, monkeypatch):
 
 def test_an_issued_token_is_what_pyjwt_writes_and_verifies(siem):
     api_client, _ = siem
-    issued = tokens.token_issue(client=api_client, scopes=["users:read"])
+    issued = tokens.token_issue(
+        client=client_record(api_client.client_id),
+        generation=api_client.secret_generation,
+        scopes=["users:read"],
+    )
     header, payload, signature = issued.access_token.split(".")
     claims = jwt.decode(
         issued.access_token,

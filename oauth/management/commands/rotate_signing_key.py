@@ -16,7 +16,7 @@ class Command(BaseCommand):
             row = keys.rotate()
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
-        window = settings.OAUTH_TOKEN_LIFETIME + int(keys.RELOAD_AFTER)
+        window = settings.OAUTH["TOKEN_LIFETIME"] + int(keys.RELOAD_AFTER)
         self.stdout.write(
             f"New signing key {row.kid} is current. Running processes switch to it within "
             f"{int(keys.RELOAD_AFTER)} s; the retired key stays published for {window} s."
