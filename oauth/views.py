@@ -263,6 +263,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         return JsonResponse(
             {"status": "unavailable", "database": "unavailable"},
             status=503,
-            headers={"Cache-Control": "no-store"},
+            # As the token endpoint's 503 (oauth.errors): when to ask again.
+            headers={"Cache-Control": "no-store", "Retry-After": "5"},
         )
     return JsonResponse({"status": "ok", "database": "ok"}, headers={"Cache-Control": "no-store"})
