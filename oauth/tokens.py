@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apiclients.catalog import normalize_grants
+from apiclients.catalog import INTROSPECTION_SCOPE, normalize_grants
 from apiclients.models import ApiClient
 from oauth import clientcache, keys
 from oauth.clients import client_load, client_row
@@ -251,6 +251,19 @@ def _generation_live(client: ApiClient, generation: int, now: datetime) -> bool:
     return generation == client.secret_generation - 1 and client.previous_secret_live(now)
 
 
+def token_introspection_permitted(client: ApiClient) -> None:
+    """RFC 7662 2.1: the introspection endpoint needs an authorization of its
+    own, granted in the console ("Token introspection"). A client without it
+    has authenticated fine, so not invalid_client (401, which would send its
+    owner to check the secret) but 403 insufficient_scope (RFC 6750 3.1)."""
+    if INTROSPECTION_SCOPE not in client.grants:
+        raise OAuthError(
+            "insufficient_scope",
+            f"Introspection needs the Token introspection permission ({INTROSPECTION_SCOPE})",
+            status=403,
+        )
+
+
 def token_introspect(*, token: str, tenant_id: uuid.UUID) -> dict:
     """RFC 7662. A token of another tenant is reported inactive, exactly like
     a forged one: its existence is none of the caller's business."""
@@ -276,14 +289,15 @@ def token_introspect(*, token: str, tenant_id: uuid.UUID) -> dict:
     }
 
 
-def token_revoke(*, token: str, tenant_id: uuid.UUID) -> bool:
-    """RFC 7009. Invalid, expired and foreign tokens are a silent no-op (the
-    endpoint answers 200 either way). Returns whether a token was revoked."""
+def token_revoke(*, token: str, tenant_id: uuid.UUID, client_id: str) -> bool:
+    """RFC 7009. A client revokes only tokens issued to it (2.1); invalid,
+    expired and other clients' tokens are a silent no-op (the endpoint
+    answers 200 either way). Returns whether a token was revoked."""
     try:
         claims = token_decode(token)
     except InvalidToken:
         return False
-    if claims["tid"] != tenant_id:
+    if claims["tid"] != tenant_id or claims["client_id"] != client_id:
         return False
     now = timezone.now()
     jti = claims["jti"][:64]

@@ -35,7 +35,14 @@ from oauth.errors import (
     json_errors,
 )
 from oauth.request import Credentials, parse_token_param_request, parse_token_request
-from oauth.tokens import issuer, token_introspect, token_issue, token_revoke, token_scopes
+from oauth.tokens import (
+    issuer,
+    token_introspect,
+    token_introspection_permitted,
+    token_issue,
+    token_revoke,
+    token_scopes,
+)
 
 logger = logging.getLogger("oauth")
 
@@ -197,6 +204,10 @@ def introspect(request: HttpRequest) -> JsonResponse:
         client, rate_headers = _authenticate(request, credentials, "introspect")
     except OAuthError as exc:
         return _refused(request, exc, "introspect")
+    try:
+        token_introspection_permitted(client)
+    except OAuthError as exc:
+        return _refused(request, exc, "introspect", client=client)
     result = token_introspect(token=params["token"], tenant_id=client.tenant_id)
     return JsonResponse(result, headers={**NO_STORE, **rate_headers})
 
@@ -211,7 +222,7 @@ def revoke(request: HttpRequest) -> JsonResponse:
         client, rate_headers = _authenticate(request, credentials, "revoke")
     except OAuthError as exc:
         return _refused(request, exc, "revoke")
-    if token_revoke(token=params["token"], tenant_id=client.tenant_id):
+    if token_revoke(token=params["token"], tenant_id=client.tenant_id, client_id=client.client_id):
         logger.info("Client %s revoked a token", client.client_id)
     # RFC 7009 2.2: 200 whether or not there was anything to revoke.
     return JsonResponse({}, headers={**NO_STORE, **rate_headers})
