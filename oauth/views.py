@@ -5,7 +5,6 @@ Thin on purpose: `oauth.request` parses, `oauth.clients` authenticates,
 request.user, so the session and auth middleware do no work for them.
 """
 
-import ipaddress
 import logging
 
 from django.db import DatabaseError, connection
@@ -18,6 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from apiclients import usage
 from apiclients.catalog import GRANTABLE_APIS
 from apiclients.models import ApiClient
+from config.proxies import client_address
 from oauth import clientcache, keys, throttle
 from oauth.clients import (
     client_authenticate,
@@ -51,13 +51,8 @@ _SENSITIVE = ("client_secret", "client_password", "token")
 
 
 def _remote_addr(request: HttpRequest) -> str | None:
-    # The peer address as the WSGI server reports it (behind a proxy, gunicorn
-    # is told which forwarded header to trust); never a header we parse.
-    addr = request.META.get("REMOTE_ADDR") or ""
-    try:
-        return str(ipaddress.ip_address(addr))
-    except ValueError:
-        return None
+    # The client's address: behind trusted proxies, the one they name.
+    return client_address(request)
 
 
 class _LockedOut(OAuthError):
