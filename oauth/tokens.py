@@ -61,6 +61,9 @@ class Principal:
     # console takes effect on tokens already issued.
     scopes: frozenset[str]
     claims: dict
+    # The client's IP restriction as of now (oauth.bearer applies it), so a
+    # restriction added in the console stops tokens already issued.
+    ip_allowlist: tuple[str, ...] = ()
 
 
 def issuer() -> str:
@@ -240,6 +243,7 @@ def token_principal(token: str) -> Principal:
         tenant_id=client.tenant_id,
         scopes=frozenset(claims["scope"].split()) & frozenset(client.grants),
         claims=claims,
+        ip_allowlist=tuple(client.ip_allowlist or ()),
     )
 
 
