@@ -109,6 +109,10 @@ LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
 LOGIN_FAILURES_PER_USER_AND_IP = env.int("LOGIN_FAILURES_PER_USER_AND_IP", default=5)
 LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=30)
 LOGIN_FAILURES_PER_USER = env.int("LOGIN_FAILURES_PER_USER", default=50)
+# A user who signed in from an address is remembered there this many days;
+# from it, the per-address and per-username limits do not apply to them
+# (someone else's failures do not lock them out); 0 turns this off.
+LOGIN_KNOWN_ADDRESS_DAYS = env.int("LOGIN_KNOWN_ADDRESS_DAYS", default=30)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "apiclients:list"
