@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import PASSWORD
+from tests.secret_shapes import leaks, secret_shapes
 
 LOGIN = "/accounts/login/"
 
@@ -59,55 +60,14 @@ def test_usernames_are_counted_without_regard_to_case(alice):
 
 # Secrets typed as a username ------------------------------------------------------
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
-
-
-@pytest.fixture
-def redis_keys(settings):
-    """Redis as the cache; returns a function listing every key in it."""
-    import os
-
-    import redis
-
-    server = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        server.ping()
-    except redis.ConnectionError:
-        if os.environ.get("CI"):
-            pytest.fail("Redis must be reachable at 127.0.0.1:6379 in CI")
-        pytest.skip("needs Redis at 127.0.0.1:6379")
-    server.flushdb()
-    settings.CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_URL}}
-    yield lambda: [key.decode() for key in server.keys("*")]
-    server.flushdb()
-
-
-def _leaks(text: str, secret: str) -> bool:
-    # Any ten characters in a row of the secret's random part, in any case.
-    body, text = secret.removeprefix("acsec_").lower(), text.lower()
-    return any(body[i : i + 10] in text for i in range(len(body) - 9))
-
-
-def _secret_usernames(secret: str, client_id: str) -> list[str]:
-    return [
-        secret,
-        f'"{secret}"',
-        f"'{secret}'",
-        f"x:{secret}",
-        f"{client_id}:{secret}",
-        f"{client_id}:{secret}"[:64],  # cut where a client ID field would cut it
-        secret.upper(),
-        f"  {secret}  ",
-    ]
-
 
 def test_secret_shapes_are_found_anywhere_in_a_text():
     from apiclients.secrets import contains_secret, new_secret, redact
 
     secret = new_secret()
-    for text in _secret_usernames(secret, "key-AAAAAAAAAAAAAAAAAAAAAA"):
+    for text in secret_shapes(secret, "key-AAAAAAAAAAAAAAAAAAAAAA"):
         assert contains_secret(text), text
-        assert not _leaks(redact(text), secret), text
+        assert not leaks(redact(text), secret), text
         assert "acsec_[withheld]" in redact(text).lower()
     for text in ["alice", "acsec_", "acsec_short", "my acsec_ key", "key-AAAAAAAAAAAAAAAAAAAAAA"]:
         assert not contains_secret(text), text
@@ -119,13 +79,13 @@ def test_a_secret_typed_as_the_username_is_in_no_cache_key_log_line_or_page(
 ):
     caplog.set_level("DEBUG")
     api_client, secret = make_api_client()
-    for username in _secret_usernames(secret, api_client.client_id):
+    for username in secret_shapes(secret, api_client.client_id):
         pages = [attempt(username, "guess").content.decode() for _ in range(4)]
         assert "Too many failed sign-in attempts" in pages[-1], username  # it was counted
         keys = redis_keys()
         assert any("(secret-" in key for key in keys), keys
         for text in [*keys, *pages, *(r.getMessage() for r in caplog.records)]:
-            assert not _leaks(text, secret), (username, text[:200])
+            assert not leaks(text, secret), (username, text[:200])
     assert any("acsec_[withheld]" in r.getMessage() for r in caplog.records)
     # Ordinary usernames are still counted by name.
     attempt("mallory", "guess", ip="192.0.2.77")
