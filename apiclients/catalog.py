@@ -34,14 +34,14 @@ APIS: tuple[Api, ...] = (
     Api("devices", "Devices", note="Read is required to download exfiltrated files"),
     Api("directory-groups", "Directory Groups", write=False),
     Api("file-events", "File Events", write=False),
+    Api("oauth", "Oauth", grantable=False),
+    Api("sessions", "Sessions"),
     Api(
         "introspection",
         "Token introspection",
         write=False,
         note="Ask whether an access token is active and what it grants (RFC 7662)",
     ),
-    Api("oauth", "Oauth", grantable=False),
-    Api("sessions", "Sessions"),
     Api("users", "Users"),
     Api("watchlists", "Watchlists"),
 )
