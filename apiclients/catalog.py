@@ -36,9 +36,19 @@ APIS: tuple[Api, ...] = (
     Api("file-events", "File Events", write=False),
     Api("oauth", "Oauth", grantable=False),
     Api("sessions", "Sessions"),
+    Api(
+        "introspection",
+        "Token introspection",
+        write=False,
+        note="Ask whether an access token is active and what it grants (RFC 7662)",
+    ),
     Api("users", "Users"),
     Api("watchlists", "Watchlists"),
 )
+
+# The grant that lets a client use the introspection endpoint (RFC 7662 2.1:
+# the endpoint needs an authorization of its own, not only authentication).
+INTROSPECTION_SCOPE = "introspection:read"
 
 GRANTABLE_APIS: tuple[Api, ...] = tuple(api for api in APIS if api.grantable)
 ALL_SCOPES: frozenset[str] = frozenset(s for api in GRANTABLE_APIS for s in api.scopes)

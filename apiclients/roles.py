@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.shortcuts import render
 
 from apiclients.models import Membership, Role
+from config.proxies import client_address
 
 READ_ROLES = frozenset({Role.CLOUD_ADMIN, Role.AUDITOR})
 MANAGE_ROLES = frozenset({Role.CLOUD_ADMIN})
@@ -81,6 +82,6 @@ def context_processor(request: HttpRequest) -> dict:
 
 
 def source_ip(request: HttpRequest) -> str | None:
-    """The peer address. Behind a proxy, the WSGI server is told which
-    forwarded header to trust (gunicorn --forwarded-allow-ips), not us."""
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address: behind trusted proxies, the one they name
+    (config.proxies decides it)."""
+    return client_address(request)

@@ -18,6 +18,12 @@ SECRET_PREFIX = "acsec_"
 # token_urlsafe only emits unreserved characters, so IDs and secrets survive
 # the form-urlencoding that RFC 6749 2.3.1 asks clients to apply to Basic auth.
 _SECRET_RE = re.compile(r"^acsec_[A-Za-z0-9_-]{43}$")
+# One of our secrets, or enough of one to matter, anywhere in a text: the
+# prefix and at least 8 of its characters (48 of its 256 bits), so a secret
+# pasted into the wrong field, quoted, after a colon or cut short is found.
+# Case-insensitive, as a lowercased secret still gives most of it away.
+_SECRET_ANYWHERE = re.compile(r"acsec_[A-Za-z0-9_-]{8,}", re.IGNORECASE)
+WITHHELD = "acsec_[withheld]"
 
 
 def new_client_id() -> str:
@@ -37,10 +43,15 @@ def looks_like_secret(value: str) -> bool:
 
 
 def contains_secret(text: str) -> bool:
-    """Whether a secret, or a piece of one, may be anywhere in `text` (a
-    client ID or username that someone pasted a secret into): then the text
-    goes into no key, log line or message."""
-    return SECRET_PREFIX in text
+    """Whether `text` holds a secret (or enough of one) anywhere. Anything
+    that does must not become a cache key, a log line or a message as it is:
+    use a digest of it, or `redact` it."""
+    return _SECRET_ANYWHERE.search(text) is not None
+
+
+def redact(text: str) -> str:
+    """`text` with every secret in it replaced by "acsec_[withheld]"."""
+    return _SECRET_ANYWHERE.sub(WITHHELD, text)
 
 
 def secret_matches(secret: str, stored_digest: str) -> bool:

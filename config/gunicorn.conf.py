@@ -12,8 +12,18 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # made with mkstemp and unlinked at once, so a shared directory is safe.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # Behind a reverse proxy, the addresses it connects from: only those may set
-# X-Forwarded-For / -Proto (the token endpoint's IP restriction relies on it).
+# the scheme (X-Forwarded-Proto and the like). gunicorn never takes the
+# client's address from X-Forwarded-For: the app does, from the proxies
+# named in TRUSTED_PROXIES (config/proxies.py).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket (for gunicornc) is by default one path per user
+# ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl), which every
+# gunicorn that user starts on the host would share and take from each
+# other. Off, unless GUNICORN_CONTROL_SOCKET gives this server its own path.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
 accesslog = os.environ.get("ACCESS_LOG", "-")
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Never a client secret in the access log (see the module).

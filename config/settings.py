@@ -35,6 +35,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every other part sees the client's address (config.proxies).
+    "config.proxies.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -136,6 +138,10 @@ LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
 LOGIN_FAILURES_PER_USER_AND_IP = env.int("LOGIN_FAILURES_PER_USER_AND_IP", default=5)
 LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=30)
 LOGIN_FAILURES_PER_USER = env.int("LOGIN_FAILURES_PER_USER", default=50)
+# A user who signed in from an address is remembered there this many days;
+# from it, the per-address and per-username limits do not apply to them
+# (someone else's failures do not lock them out); 0 turns this off.
+LOGIN_KNOWN_ADDRESS_DAYS = env.int("LOGIN_KNOWN_ADDRESS_DAYS", default=30)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "apiclients:list"
@@ -152,6 +158,11 @@ SECURE_HSTS_SECONDS = 31536000 if SECURE_HTTPS else 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Behind a reverse proxy: the proxies (addresses or CIDR ranges) whose
+# X-Forwarded-For, or Forwarded (RFC 7239) with TRUSTED_PROXY_HEADER=Forwarded,
+# names the client (config.proxies). Empty: the client is the connection's peer.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="X-Forwarded-For")
 if env.bool("BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -7,6 +7,8 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
+from config.proxies import client_address_settle
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 _django = get_wsgi_application()
@@ -25,6 +27,9 @@ _TOO_MANY = (
 
 
 def application(environ, start_response):
+    # The client's address in REMOTE_ADDR before anything reads it, Django
+    # or gunicorn's access log (config.proxies).
+    client_address_settle(environ)
     try:
         return _django(environ, start_response)
     except (TooManyFieldsSent, RequestDataTooBig):

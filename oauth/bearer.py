@@ -5,13 +5,16 @@
 
 Only `Authorization: Bearer` is accepted; Basic credentials (or none) get a
 401 with a Bearer challenge. The view never sees an invalid token, a token
-whose client was reset, deactivated or deleted, or a revoked one.
+whose client was reset, deactivated or deleted, a revoked one, or one used
+from an address outside its client's current IP restriction.
 """
 
 from functools import wraps
 
 from django.http import HttpRequest, JsonResponse
 
+from config.proxies import client_address
+from oauth.clients import ip_allowed
 from oauth.errors import API_REALM, allow_methods, json_errors
 from oauth.tokens import InvalidToken, token_principal
 
@@ -56,6 +59,12 @@ def require_scope(scope: str):
             try:
                 principal = token_principal(token)
             except InvalidToken:
+                return _refuse(401, "invalid_token", "The access token is invalid or expired")
+            if not ip_allowed(principal.ip_allowlist, client_address(request)):
+                # The client's IP restriction as it is now, on every use. The
+                # same answer as any invalid token, as the token endpoint
+                # answers a refused address like a wrong secret: whoever
+                # holds a stolen token learns nothing from it.
                 return _refuse(401, "invalid_token", "The access token is invalid or expired")
             if scope not in principal.scopes:
                 return _refuse(

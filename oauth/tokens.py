@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apiclients.catalog import normalize_grants
+from apiclients.catalog import INTROSPECTION_SCOPE, normalize_grants
 from oauth import clientcache, keys
 from oauth.clients import ClientRecord, client_and_revocation, client_record
 from oauth.errors import OAuthError
@@ -60,6 +60,9 @@ class Principal:
     # console takes effect on tokens already issued.
     scopes: frozenset[str]
     claims: dict
+    # The client's IP restriction as of now (oauth.bearer applies it), so a
+    # restriction added in the console stops tokens already issued.
+    ip_allowlist: tuple[str, ...] = ()
 
 
 def issuer() -> str:
@@ -239,7 +242,21 @@ def token_principal(token: str) -> Principal:
         tenant_id=client.tenant_id,
         scopes=frozenset(claims["scope"].split()) & frozenset(client.grants),
         claims=claims,
+        ip_allowlist=tuple(client.ip_allowlist or ()),
     )
+
+
+def token_introspection_permitted(client: ClientRecord) -> None:
+    """RFC 7662 2.1: the introspection endpoint needs an authorization of its
+    own, granted in the console ("Token introspection"). A client without it
+    has authenticated fine, so not invalid_client (401, which would send its
+    owner to check the secret) but 403 insufficient_scope (RFC 6750 3.1)."""
+    if INTROSPECTION_SCOPE not in client.grants:
+        raise OAuthError(
+            "insufficient_scope",
+            f"Introspection needs the Token introspection permission ({INTROSPECTION_SCOPE})",
+            status=403,
+        )
 
 
 def token_introspect(*, token: str, tenant_id: uuid.UUID) -> dict:
@@ -267,14 +284,15 @@ def token_introspect(*, token: str, tenant_id: uuid.UUID) -> dict:
     }
 
 
-def token_revoke(*, token: str, tenant_id: uuid.UUID) -> bool:
-    """RFC 7009. Invalid, expired and foreign tokens are a silent no-op (the
-    endpoint answers 200 either way). Returns whether a token was revoked."""
+def token_revoke(*, token: str, tenant_id: uuid.UUID, client_id: str) -> bool:
+    """RFC 7009. A client revokes only tokens issued to it (2.1); invalid,
+    expired and other clients' tokens are a silent no-op (the endpoint
+    answers 200 either way). Returns whether a token was revoked."""
     try:
         claims = token_decode(token)
     except InvalidToken:
         return False
-    if claims["tid"] != tenant_id:
+    if claims["tid"] != tenant_id or claims["client_id"] != client_id:
         return False
     now = timezone.now()
     jti = claims["jti"][:64]

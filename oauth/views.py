@@ -6,7 +6,6 @@ views touch the session or request.user, so the session and auth middleware
 do no work for them.
 """
 
-import ipaddress
 import logging
 
 from django.db import DatabaseError, connection
@@ -18,6 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from apiclients import usage
 from apiclients.catalog import GRANTABLE_APIS
+from config.proxies import client_address
 from oauth import keys, spool, throttle
 from oauth.clients import Authenticated, client_authenticate, failure_audit
 from oauth.errors import (
@@ -29,7 +29,14 @@ from oauth.errors import (
     json_errors,
 )
 from oauth.request import parse_token_param_request, parse_token_request
-from oauth.tokens import issuer, token_introspect, token_issue, token_revoke, token_scopes
+from oauth.tokens import (
+    issuer,
+    token_introspect,
+    token_introspection_permitted,
+    token_issue,
+    token_revoke,
+    token_scopes,
+)
 
 logger = logging.getLogger("oauth")
 
@@ -38,11 +45,8 @@ _SENSITIVE = ("client_secret", "client_password", "token")
 
 
 def _remote_addr(request: HttpRequest) -> str | None:
-    addr = request.META.get("REMOTE_ADDR") or ""
-    try:
-        return str(ipaddress.ip_address(addr))
-    except ValueError:
-        return None
+    # The client's address: behind trusted proxies, the one they name.
+    return client_address(request)
 
 
 def _refused(request: HttpRequest, error: OAuthError, endpoint: str) -> JsonResponse:
@@ -52,6 +56,14 @@ def _refused(request: HttpRequest, error: OAuthError, endpoint: str) -> JsonResp
         return error.response()
     address = _remote_addr(request)
     return error.response(then=lambda: failure_audit(error, endpoint=endpoint, source_ip=address))
+
+
+def _audited(error: OAuthError, auth: Authenticated) -> ClientAuthFailed:
+    """A refusal of an authenticated client (it asked for more than it
+    holds), audited like a failed authentication."""
+    return ClientAuthFailed(
+        error, reason=error.error, client_id=auth.client.client_id, client=auth.client
+    )
 
 
 def _authenticated(request: HttpRequest, endpoint: str, parse) -> tuple[Authenticated, object]:
@@ -80,12 +92,7 @@ def token(request: HttpRequest) -> JsonResponse:
     try:
         scopes = token_scopes(auth.client, token_request.scope)
     except OAuthError as exc:
-        # Audited like a failed authentication: the client asked for more
-        # than it holds.
-        refusal = ClientAuthFailed(
-            exc, reason=exc.error, client_id=auth.client.client_id, client=auth.client
-        )
-        return _refused(request, refusal, "token")
+        return _refused(request, _audited(exc, auth), "token")
     issued = token_issue(client=auth.client, generation=auth.generation, scopes=scopes)
     usage.token_counted(auth.client.pk, timezone.now(), last_written=auth.client.last_redeemed_at)
     body = {
@@ -109,6 +116,10 @@ def introspect(request: HttpRequest) -> JsonResponse:
         auth, (_, params) = _authenticated(request, "introspect", parse_token_param_request)
     except OAuthError as exc:
         return _refused(request, exc, "introspect")
+    try:
+        token_introspection_permitted(auth.client)
+    except OAuthError as exc:
+        return _refused(request, _audited(exc, auth), "introspect")
     result = token_introspect(token=params["token"], tenant_id=auth.client.tenant_id)
     return JsonResponse(result, headers={**NO_STORE, **auth.rate_headers})
 
@@ -122,7 +133,9 @@ def revoke(request: HttpRequest) -> JsonResponse:
         auth, (_, params) = _authenticated(request, "revoke", parse_token_param_request)
     except OAuthError as exc:
         return _refused(request, exc, "revoke")
-    if token_revoke(token=params["token"], tenant_id=auth.client.tenant_id):
+    if token_revoke(
+        token=params["token"], tenant_id=auth.client.tenant_id, client_id=auth.client.client_id
+    ):
         logger.info("Client %s revoked a token", auth.client.client_id)
     # RFC 7009 2.2: 200 whether or not there was anything to revoke.
     return JsonResponse({}, headers={**NO_STORE, **auth.rate_headers})
@@ -174,6 +187,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         return JsonResponse(
             {"status": "unavailable", "database": "unavailable"},
             status=503,
-            headers={"Cache-Control": "no-store"},
+            # As the token endpoint's 503 (oauth.errors): when to ask again.
+            headers={"Cache-Control": "no-store", "Retry-After": "5"},
         )
     return JsonResponse({"status": "ok", "database": "ok"}, headers={"Cache-Control": "no-store"})

@@ -124,3 +124,33 @@ def make_api_client(alice):
         return api_client_create(tenant=tenant, name=name, actor=actor, **kwargs)
 
     return make
+
+
+REDIS_KEYS_URL = "redis://127.0.0.1:6379/14"
+
+
+@pytest.fixture
+def redis_keys(settings):
+    """Redis as the cache (a database of its own, emptied); returns a function
+    that lists every key in it."""
+    import os
+
+    import redis
+
+    server = redis.Redis.from_url(REDIS_KEYS_URL, socket_timeout=5)
+    try:
+        server.ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            pytest.fail("Redis must be reachable at 127.0.0.1:6379 in CI")
+        pytest.skip("needs Redis at 127.0.0.1:6379")
+    server.flushdb()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_KEYS_URL,
+        }
+    }
+    settings.REDIS_URL = REDIS_KEYS_URL
+    yield lambda: [key.decode() for key in server.keys("*")]
+    server.flushdb()

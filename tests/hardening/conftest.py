@@ -110,7 +110,13 @@ def fuzz_world(alice, bob, charlie, dave, make_api_client, settings) -> fuzzing.
     globex = dave.membership.tenant
     siem, _ = make_api_client(
         "SIEM export",
-        grants=["users:read", "audit-log:read", "alerts:read", "alerts:write"],
+        grants=[
+            "users:read",
+            "audit-log:read",
+            "alerts:read",
+            "alerts:write",
+            "introspection:read",
+        ],
         description="Nightly export",
     )
     restricted, _ = make_api_client(

@@ -147,7 +147,7 @@ class Gunicorn:
                 if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
                     return
             except (requests.ConnectionError, requests.Timeout):
-                pass
+                pass  # not listening yet, or its workers still booting
             time.sleep(0.2)
         self.stop()
         raise AssertionError(f"gunicorn did not come up:\n{self.log_path.read_text()[-3000:]}")
@@ -291,3 +291,107 @@ def sign_in(http: requests.Session, base_url: str, username: str, password: str)
         timeout=10,
     )
     assert response.status_code == 302, (response.status_code, response.text[:500])
+
+
+class ForwardingProxy:
+    """A reverse proxy on 127.0.0.1:<port> in front of `target`, as nginx with
+    `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for` (or, with
+    header="Forwarded", one that appends `for=<peer>` to Forwarded): it adds
+    the address each connection came from to whatever the client sent, then
+    relays the bytes. One request per connection (gunicorn's sync workers
+    close it after the response)."""
+
+    def __init__(self, target: tuple[str, int], *, header: str = "X-Forwarded-For"):
+        self.target = target
+        self.header = header
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, (peer, *_) = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client, peer), daemon=True).start()
+
+    def _serve(self, client: socket.socket, peer: str) -> None:
+        head = b""
+        try:
+            client.settimeout(10)
+            while b"\r\n\r\n" not in head:
+                data = client.recv(65536)
+                if not data:
+                    _close(client)
+                    return
+                head += data
+            client.settimeout(None)
+            head, rest = head.split(b"\r\n\r\n", 1)
+            upstream = socket.create_connection(self.target, timeout=10)
+            upstream.settimeout(None)
+        except OSError:
+            _close(client)
+            return
+        upstream.sendall(self._forwarded(head.decode("latin-1"), peer) + rest)
+        for src, dst in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _forwarded(self, head: str, peer: str) -> bytes:
+        request_line, *lines = head.split("\r\n")
+        sent = [line.split(":", 1)[1].strip() for line in lines if self._is_ours(line)]
+        kept = [line for line in lines if not self._is_ours(line)]
+        if self.header == "Forwarded":
+            added = f'for="[{peer}]"' if ":" in peer else f"for={peer}"
+        else:
+            added = peer
+        value = ", ".join([*sent, added])
+        return "\r\n".join([request_line, *kept, f"{self.header}: {value}", "", ""]).encode(
+            "latin-1"
+        )
+
+    def _is_ours(self, line: str) -> bool:
+        return line.lower().startswith(self.header.lower() + ":")
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(src)
+            _close(dst)
+
+
+def raw_request(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    *,
+    source: str = "127.0.0.1",
+    body: bytes = b"",
+) -> tuple[int, bytes]:
+    """(status, body) of one HTTP/1.1 request to 127.0.0.1:port sent from the
+    loopback address `source` (any of 127.0.0.0/8 is this host), so a test
+    can be a client at an address of its choosing."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0)) as s:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines += [f"Content-Length: {len(body)}", "", ""]
+        s.sendall("\r\n".join(lines).encode() + body)
+        response = b""
+        while data := s.recv(65536):
+            response += data
+    head, _, content = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), content

@@ -46,7 +46,7 @@ from tests.hardening.fuzzing import (
 TOKEN_PATHS = ["/v1/oauth", "/api/v3/oauth/token"]
 PARAMS = ["grant_type", "client_id", "client_secret", "client_password", "scope", "token"]
 GRANTS = {
-    SIEM_ID: {"users:read", "audit-log:read", "alerts:read", "alerts:write"},
+    SIEM_ID: {"users:read", "audit-log:read", "alerts:read", "alerts:write", "introspection:read"},
     RESTRICTED_ID: {"users:read"},
     GLOBEX_ID: {"users:read", "audit-log:read"},
 }

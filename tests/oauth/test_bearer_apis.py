@@ -342,3 +342,36 @@ def test_the_audit_log_needs_its_scope(client, siem):
     response = client.get("/v1/audit-log", **bearer(token))
     assert response.status_code == 403
     assert 'scope="audit-log:read"' in response["WWW-Authenticate"]
+
+
+def test_an_ip_restriction_added_later_stops_tokens_already_issued(client, siem, token, alice):
+    api_client, _ = siem
+    outside = {"REMOTE_ADDR": "203.0.113.9"}
+    assert client.get("/v1/users", **bearer(token), **outside).status_code == 200
+
+    api_client_update(client=api_client, actor=alice, ip_allowlist=["192.0.2.0/24"])
+
+    refused = client.get("/v1/users", **bearer(token), **outside)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_token"
+    assert 'error="invalid_token"' in refused["WWW-Authenticate"]
+    # The same token from an allowed address still works, on every API.
+    inside = {"REMOTE_ADDR": "192.0.2.10"}
+    assert client.get("/v1/users", **bearer(token), **inside).status_code == 200
+    assert client.get("/v1/audit-log", **bearer(token), **inside).status_code == 200
+    assert client.get("/v1/audit-log", **bearer(token), **outside).status_code == 401
+
+
+def test_the_restriction_at_use_sees_the_client_behind_a_trusted_proxy(
+    client, siem, token, alice, settings
+):
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    api_client, _ = siem
+    api_client_update(client=api_client, actor=alice, ip_allowlist=["192.0.2.10"])
+    via_proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    allowed = client.get(
+        "/v1/users", **bearer(token), **via_proxy, HTTP_X_FORWARDED_FOR="192.0.2.10"
+    )
+    assert allowed.status_code == 200
+    other = client.get("/v1/users", **bearer(token), **via_proxy, HTTP_X_FORWARDED_FOR="192.0.2.11")
+    assert other.status_code == 401

@@ -437,3 +437,17 @@ def test_a_reset_a_revocation_and_a_new_user_reach_every_worker_before_they_retu
     assert late_tokens == []
     # Both workers answered at once: the admin did not wait out a lease.
     assert max(waits) < 1.0
+
+
+def test_a_new_ip_restriction_stops_issued_tokens_at_once(client, warm, alice):
+    api_client, secret = warm
+    access_token = _token(client, api_client.client_id, secret).json()["access_token"]
+    assert _users(client, access_token).status_code == 200  # from 127.0.0.1
+
+    _restrict_ip(ApiClient.objects.get(pk=api_client.pk), alice)
+
+    assert _users(client, access_token).status_code == 401
+    inside = client.get(
+        "/v1/users", HTTP_AUTHORIZATION=f"Bearer {access_token}", REMOTE_ADDR="192.0.2.1"
+    )
+    assert inside.status_code == 200

@@ -24,4 +24,6 @@ def test_readyz_is_a_json_503_when_the_database_is_down(client, db, monkeypatch)
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unavailable"}
+    # A load balancer or an orchestrator polling it learns when to look again.
+    assert int(response["Retry-After"]) > 0
     assert b"could not connect" not in response.content

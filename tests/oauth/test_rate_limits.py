@@ -134,9 +134,9 @@ def test_a_token_response_says_how_much_is_left(client, limits, clock, siem):
 
 
 def test_introspection_and_revocation_are_limited_apart_from_the_token_endpoint(
-    client, limits, clock, siem
+    client, limits, clock, make_api_client
 ):
-    api_client, secret = siem
+    api_client, secret = make_api_client(grants=["users:read", "introspection:read"])
     issued = get_token(client, api_client, secret)
     for path in ("/v1/oauth/introspect", "/v1/oauth/revoke"):
         statuses = [
