@@ -292,6 +292,14 @@ class RotateSecretForm(forms.Form):
         return OVERLAPS[self.cleaned_data["overlap"]]
 
 
+class LiftLockoutForm(forms.Form):
+    # Empty: the lockout of the client from anywhere.
+    address = forms.GenericIPAddressField(
+        required=False,
+        error_messages={"invalid": "That is not an IP address: open the lockout from the drawer."},
+    )
+
+
 ACTION_CHOICES = [("", "All actions"), *AuditAction.choices]
 
 

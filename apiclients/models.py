@@ -152,6 +152,8 @@ class AuditAction(models.TextChoices):
     DEACTIVATED = "client.deactivated", "Deactivated"
     DELETED = "client.deleted", "Deleted"
     TOKEN_FAILED = "token.failed", "Token request failed"
+    LOCKED_OUT = "client.locked_out", "Locked out"
+    LOCKOUT_LIFTED = "client.lockout_lifted", "Lockout lifted"
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -33,10 +33,13 @@ from apiclients.forms import (
     ApiClientForm,
     AuditLogFilterForm,
     EditApiClientForm,
+    LiftLockoutForm,
     RotateSecretForm,
 )
+from apiclients.lockouts import active_lockouts
 from apiclients.models import ApiClient, AuditEvent
 from apiclients.roles import console_admin, console_reader, source_ip
+from config import redis
 
 PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
@@ -280,6 +283,7 @@ def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
         "close_url": _back_to_list_url(request),
         "refresh_url": reverse("apiclients:detail", args=[client.client_id]),
         "permissions": [row for row in permission_rows(client.grants) if row["read"]],
+        "lockouts": active_lockouts(client, now),
     }
     if _htmx(request):
         return render(request, "components/drawer.html", drawer)
@@ -547,6 +551,44 @@ def client_revoke_old_secret(request: HttpRequest, client_id: str) -> HttpRespon
             "client": client,
             "old_secret_live": client.previous_secret_live(timezone.now()),
             "action": reverse("apiclients:revoke_old_secret", args=[client.client_id]),
+        },
+    )
+
+
+@console_admin
+@require_http_methods(["GET", "POST"])
+def client_lift_lockout(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client_or_404(request, client_id)
+    form = LiftLockoutForm(request.POST or request.GET or None)
+    address = form.cleaned_data["address"] if form.is_valid() else None
+    error = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.api_client_lockout_lift(
+                client=client, address=address, actor=request.user, source_ip=source_ip(request)
+            )
+        except redis.ERRORS:
+            error = (
+                "The failure counters cannot be reached right now, so the lockout was not "
+                "lifted. It ends by itself at the time shown; try again in a moment."
+            )
+        else:
+            toast = f"Failures of “{client.name}” from {address or 'anywhere'} count afresh."
+            if _htmx(request):
+                return _dialog_done(request, toast=toast)
+            messages.success(request, toast)
+            return redirect("apiclients:detail", client_id=client.client_id)
+    return _dialog(
+        request,
+        dialog_id="lift-lockout",
+        title="Lift lockout",
+        body="apiclients/_lift_lockout_confirm.html",
+        context={
+            "client": client,
+            "form": form,
+            "address": address,
+            "error": error,
+            "action": reverse("apiclients:lift_lockout", args=[client.client_id]),
         },
     )
 

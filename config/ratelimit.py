@@ -79,6 +79,17 @@ def peek(limit: Limit, subject: str) -> Outcome:
     return count_many([Count(limit, subject, 0)])[0]
 
 
+def clear(limit: Limit, subject: str) -> None:
+    """Forgets the counts of `subject` in the current and previous windows."""
+    now = time.time()
+    keys = [_key(limit, subject, at)[0] for at in (now, now - limit.window)]
+    if redis.client() is None:
+        cache.delete_many(keys)
+        return
+    with redis.breaker().calling():
+        redis.client().delete(*keys)
+
+
 def _ttl(window: int) -> int:
     # Kept through the next window too, which may read it (Count.previous).
     return 2 * window + 1

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from uuid import UUID
 
@@ -152,12 +152,13 @@ def client_authenticate(
     if reason is None:
         return Authenticated(client, generation, check.headers)
     lockout = check.lockout()
-    throttle.failed(check)
+    reached = throttle.failed(check)
     raise ClientAuthFailed(
         lockout or invalid_client(),
         reason="too_many_failures" if lockout else reason,
         client_id=client_id,
         client=client,
+        lockouts=reached if client is not None else (),
     )
 
 
@@ -215,11 +216,30 @@ def failure_audit(failure: ClientAuthFailed, *, endpoint: str, source_ip: str | 
     """Audits a refused request in the client's tenant, after the response
     has gone; repeated failures of one client from one address are
     aggregated (oauth.throttle). Unknown clients have no tenant, so they are
-    only logged. Never records the secret, wherever it was pasted."""
+    only logged. Never records the secret, wherever it was pasted.
+
+    A failure that reached one of the client's failure limits also records
+    the lockout, which the console shows in the client's drawer."""
+    client = failure.client
+    for outcome in failure.lockouts:
+        from_anywhere = outcome.limit.name == "oauth-fail-client"
+        spool.audit(
+            tenant_id=client.tenant_id,
+            action=AuditAction.LOCKED_OUT,
+            actor=client.client_id,
+            source_ip=source_ip,
+            client_id=client.client_id,
+            client_name=client.name,
+            details={
+                "failures": outcome.count,
+                "window_seconds": outcome.limit.window,
+                "until": (timezone.now() + timedelta(seconds=outcome.reset_after)).isoformat(),
+                "from_anywhere": from_anywhere,
+            },
+        )
     suppressed = throttle.audit_suppressed(client_id=failure.client_id, ip=source_ip)
     if suppressed is None:
         return
-    client = failure.client
     if client is None:
         shown = failure.client_id
         if secrets.contains_secret(shown) or not _CLIENT_ID_RE.fullmatch(shown):

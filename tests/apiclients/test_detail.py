@@ -94,8 +94,8 @@ def test_the_drawer_costs_a_fixed_number_of_queries(
 ):
     client, _ = make_api_client()
     # session, user, membership, client with its creator and updater, the
-    # daily token counts
-    with django_assert_max_num_queries(5):
+    # daily token counts, the lockouts in force
+    with django_assert_max_num_queries(6):
         alice_client.get(detail_url(client), headers=HTMX)
 
 
