@@ -35,7 +35,7 @@ def assert_token_response(response, scope="audit-log:read users:read"):
     return body
 
 
-# The seeds' own requests -------------------------------------------------
+# The requests of Code42's documentation ----------------------------------
 
 
 def test_it_issues_a_token_for_the_incydr_curl(client, siem):
