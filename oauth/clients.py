@@ -76,8 +76,7 @@ class ClientRecord:
         return generation == self.secret_generation - 1 and self.previous_secret_live(now)
 
 
-_FIELDS = [f.name for f in ClientRecord.__dataclass_fields__.values()]
-_COLUMNS = ["pk" if name == "pk" else name for name in _FIELDS]
+_COLUMNS = list(ClientRecord.__dataclass_fields__)
 
 
 def client_record(client_id: str) -> ClientRecord | None:
@@ -105,7 +104,7 @@ def client_and_revocation(
     row = rows.values_list(*columns).first()
     if row is None:
         return None, False
-    values = dict(zip(_FIELDS, row, strict=False))
+    values = dict(zip(_COLUMNS, row, strict=False))
     values["grants"] = tuple(values["grants"] or ())
     values["ip_allowlist"] = tuple(map(str, values["ip_allowlist"] or ()))
     record = ClientRecord(**values)
@@ -143,7 +142,7 @@ def client_authenticate(
                 return Authenticated(client, generation, headers)
     check = throttle.check(endpoint=endpoint, client_id=client_id, ip=address)
     if client is None:
-        client = client_record(client_id)
+        client, _ = client_and_revocation(client_id)
         if client is None:
             secrets.secret_matches(credentials.secret, _DUMMY_DIGEST)
             reason, generation = "unknown_client", 0
@@ -222,20 +221,15 @@ def failure_audit(failure: ClientAuthFailed, *, endpoint: str, source_ip: str | 
     the lockout, which the console shows in the client's drawer."""
     client = failure.client
     for outcome in failure.lockouts:
-        from_anywhere = outcome.limit.name == "oauth-fail-client"
-        spool.audit(
-            tenant_id=client.tenant_id,
-            action=AuditAction.LOCKED_OUT,
-            actor=client.client_id,
-            source_ip=source_ip,
-            client_id=client.client_id,
-            client_name=client.name,
-            details={
-                "failures": outcome.count,
-                "window_seconds": outcome.limit.window,
-                "until": (timezone.now() + timedelta(seconds=outcome.reset_after)).isoformat(),
-                "from_anywhere": from_anywhere,
-            },
+        until = timezone.now() + timedelta(seconds=outcome.reset_after)
+        _audit(
+            client,
+            AuditAction.LOCKED_OUT,
+            source_ip,
+            failures=outcome.count,
+            window_seconds=outcome.limit.window,
+            until=until.isoformat(),
+            from_anywhere=outcome.limit.name == "oauth-fail-client",
         )
     suppressed = throttle.audit_suppressed(client_id=failure.client_id, ip=source_ip)
     if suppressed is None:
@@ -252,13 +246,22 @@ def failure_audit(failure: ClientAuthFailed, *, endpoint: str, source_ip: str | 
             f" ({suppressed} more since the last report)" if suppressed else "",
         )
         return
-    details = {"reason": failure.reason, "endpoint": endpoint}
-    if suppressed:
-        details["suppressed_failures"] = suppressed
+    left_out = {"suppressed_failures": suppressed} if suppressed else {}
+    _audit(
+        client,
+        AuditAction.TOKEN_FAILED,
+        source_ip,
+        reason=failure.reason,
+        endpoint=endpoint,
+        **left_out,
+    )
+
+
+def _audit(client: ClientRecord, action: str, source_ip: str | None, **details) -> None:
     # Kept until the database can take it (a failure during an outage).
     spool.audit(
         tenant_id=client.tenant_id,
-        action=AuditAction.TOKEN_FAILED,
+        action=action,
         actor=client.client_id,
         source_ip=source_ip,
         client_id=client.client_id,

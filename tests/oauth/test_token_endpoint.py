@@ -457,7 +457,7 @@ def test_the_database_being_down_is_a_json_503(client, siem, monkeypatch):
     def broken(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("oauth.clients.client_record", broken)
+    monkeypatch.setattr("oauth.clients.client_and_revocation", broken)
     api_client, secret = siem
     response = post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=basic(api_client.client_id, secret))
     assert response.status_code == 503
