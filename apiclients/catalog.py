@@ -46,13 +46,18 @@ _ORDER = {scope: i for i, scope in enumerate(s for api in GRANTABLE_APIS for s i
 
 
 def normalize_grants(grants) -> list[str]:
-    """Known grants, deduplicated, in catalog order. Unknown ones are dropped."""
-    return sorted({g for g in grants if g in ALL_SCOPES}, key=_ORDER.__getitem__)
+    """Known grants, deduplicated, in catalog order. Unknown ones are dropped.
+    Write implies read, as in Stripe's restricted keys: "alerts:write" alone
+    becomes "alerts:read alerts:write", so that what the console shows, what
+    is saved and what a token can get are the same thing."""
+    known = {g for g in grants if g in ALL_SCOPES}
+    known |= {g.rsplit(":", 1)[0] + ":read" for g in known if g.endswith(":write")}
+    return sorted(known, key=_ORDER.__getitem__)
 
 
 def permission_rows(grants) -> list[dict]:
     """One row per grantable API for the read/write table and matrix."""
-    held = set(grants)
+    held = set(normalize_grants(grants))
     return [
         {
             "api": api,

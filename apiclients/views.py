@@ -177,6 +177,8 @@ def _listing(request: HttpRequest, params=None) -> dict:
             "aria_sort": None,
             # Hidden beside an open drawer, which shows them.
             "secondary": key in ("modified", "client_id"),
+            # Hidden on a phone: the name cell shows status and client ID.
+            "wide": key in ("status", "created", "modified", "client_id"),
         }
         if key in SORT_LABELS:
             active = key == current_key
@@ -278,8 +280,10 @@ def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
         "drawer_title": client.name,
         "body_template": "apiclients/_detail.html",
         "close_url": _back_to_list_url(request),
-        "refresh_url": reverse("apiclients:detail", args=[client.client_id]),
-        "permissions": [row for row in permission_rows(client.grants) if row["read"]],
+        "drawer_refresh_url": reverse("apiclients:detail", args=[client.client_id]),
+        "permissions": [
+            row for row in permission_rows(client.grants) if row["read"] or row["write"]
+        ],
     }
     if _htmx(request):
         return render(request, "components/drawer.html", drawer)
@@ -577,6 +581,16 @@ def client_delete(request: HttpRequest, client_id: str) -> HttpResponse:
 # -- audit log --------------------------------------------------------------
 
 
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0 and seconds >= 3600:
+        n, unit = seconds // 3600, "hour"
+    elif seconds % 60 == 0 and seconds >= 60:
+        n, unit = seconds // 60, "minute"
+    else:
+        n, unit = seconds, "second"
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
 def _audit_events(request: HttpRequest, form: AuditLogFilterForm):
     events = AuditEvent.objects.for_tenant(request.tenant)
     if form.is_valid():
@@ -610,6 +624,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         return _audit_csv(request, events)
 
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    bursts = auditlog.failure_bursts(page.object_list)
+    for event in page.object_list:
+        event.burst = bursts.get(event.pk)
     filters = {k: v for k, v in request.GET.items() if k in ("client", "action") and v}
 
     def url(name, **extra):
@@ -630,6 +648,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         if page.has_next()
         else None,
         "results_id": AUDIT_RESULTS_ID,
+        "failure_interval": _duration(settings.OAUTH_AUDIT_FAILURE_INTERVAL),
     }
     if _htmx(request) and request.htmx.target == AUDIT_RESULTS_ID:
         return render(request, "auditlog/_results.html", context)

@@ -1,6 +1,7 @@
-/* The console's only script: dialogs, the drawer, copy buttons, action menus
- * and toasts. No inline handlers anywhere (a strict CSP is coming): everything
- * is wired here by delegation on data- attributes. */
+/* The console's only script: dialogs, the drawer, copy buttons, action menus,
+ * toasts, local times and the permission presets. No inline handlers anywhere
+ * (the Content-Security-Policy allows no inline script): everything is wired
+ * here by delegation on data- attributes, and every page works without it. */
 (function () {
   "use strict";
 
@@ -13,17 +14,45 @@
     if (!dialog.open) dialog.showModal();
   }
 
+  // Where focus goes in a dialog panel, best first: a notice that must be read
+  // (an edit conflict), the first field in error (wherever it is: it may be
+  // far below the fold), then the field meant to be typed in first.
+  var FOCUS_ORDER = [
+    "[data-autofocus]",
+    "[aria-invalid='true']",
+    ".field--error input:not([type=hidden]), .field--error textarea, .field--error select",
+    "[autofocus]",
+    "[data-copy]",
+  ];
+
   function focusFirst(panel) {
-    var target = panel.querySelector(
-      "[data-autofocus], [aria-invalid='true'], [autofocus], [data-copy]"
-    );
-    if (target) target.focus();
+    for (var i = 0; i < FOCUS_ORDER.length; i++) {
+      var target = panel.querySelector(FOCUS_ORDER[i]);
+      if (target) {
+        target.focus();
+        if (target.scrollIntoView) target.scrollIntoView({ block: "center" });
+        return;
+      }
+    }
   }
 
   htmx.onLoad(function (elt) {
-    if (elt.matches && elt.matches("dialog[data-dialog]")) openDialog(elt);
+    if (!elt.querySelectorAll) return;
+    localTimes(elt);
+    if (elt.matches("dialog[data-dialog]")) {
+      openDialog(elt);
+      // showModal() focuses [autofocus] itself; a full-page form with errors
+      // and a dialog opened on an error both want the first error instead.
+      if (elt.querySelector("[aria-invalid='true'], .field--error")) focusFirst(elt);
+    }
     // A dialog panel swapped in after a POST: errors, a conflict or the reveal.
-    if (elt.matches && elt.matches(".dialog__panel")) focusFirst(elt);
+    if (elt.matches(".dialog__panel")) focusFirst(elt);
+    // The drawer opened beside the list: take focus there, for keyboards and
+    // screen readers; closing it gives focus back to the row (below).
+    if (elt.matches("#drawer-slot") || elt.matches("[data-drawer]")) {
+      var heading = document.querySelector("[data-drawer] #drawer-title");
+      if (heading) heading.focus();
+    }
   });
 
   // <dialog> "close" does not bubble: listen in the capture phase.
@@ -135,6 +164,36 @@
     }
     var close = document.querySelector("[data-drawer] [data-drawer-close]");
     if (close) close.click();
+  });
+
+  // -- drawer focus ----------------------------------------------------------
+  // Closing the drawer swaps the whole #page (the list as it was left): focus
+  // would fall to <body>. Give it to the row of the client the drawer showed,
+  // or to the page heading when that row is not on the page.
+  var returnFocusTo = null;
+  document.addEventListener(
+    "click",
+    function (event) {
+      var close = event.target.closest && event.target.closest("[data-drawer-close]");
+      if (!close) return;
+      var drawer = close.closest("[data-drawer]");
+      returnFocusTo = drawer ? drawer.getAttribute("data-client-id") || "" : "";
+    },
+    true
+  );
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (returnFocusTo === null || document.querySelector("[data-drawer]")) return;
+    var clientId = returnFocusTo;
+    returnFocusTo = null;
+    var target = null;
+    document.querySelectorAll("[data-client-link]").forEach(function (link) {
+      if (!target && link.getAttribute("data-client-link") === clientId) target = link;
+    });
+    target = target || document.querySelector("#page h1");
+    if (target) {
+      if (target.matches("h1")) target.setAttribute("tabindex", "-1");
+      target.focus();
+    }
   });
 
   // -- copy buttons ----------------------------------------------------------
@@ -254,5 +313,120 @@
 
   document.body.addEventListener("htmx:sendError", function () {
     toast("Could not reach the server. Check your connection and try again.", "error");
+  });
+  // -- times -----------------------------------------------------------------
+  // The server writes UTC (the fallback text says so) in <time datetime>;
+  // here it becomes the viewer's own time zone, named, and "3 minutes ago"
+  // where recency matters (data-when="relative" or "both").
+  var absolute = window.Intl && Intl.DateTimeFormat
+    ? new Intl.DateTimeFormat(undefined, {
+        year: "numeric",
+        month: "short",
+        day: "numeric",
+        hour: "2-digit",
+        minute: "2-digit",
+        timeZoneName: "short",
+      })
+    : null;
+  var relative = window.Intl && Intl.RelativeTimeFormat
+    ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })
+    : null;
+  var UNITS = [
+    ["year", 365 * 24 * 3600],
+    ["month", 30 * 24 * 3600],
+    ["week", 7 * 24 * 3600],
+    ["day", 24 * 3600],
+    ["hour", 3600],
+    ["minute", 60],
+  ];
+
+  function ago(date) {
+    var seconds = (date.getTime() - Date.now()) / 1000;
+    if (Math.abs(seconds) < 60) return seconds <= 0 ? "just now" : "in under a minute";
+    for (var i = 0; i < UNITS.length; i++) {
+      if (Math.abs(seconds) >= UNITS[i][1] || i === UNITS.length - 1) {
+        return relative.format(Math.round(seconds / UNITS[i][1]), UNITS[i][0]);
+      }
+    }
+    return "";
+  }
+
+  function localTimes(root) {
+    if (!absolute) return;
+    var times = root.matches && root.matches("time[datetime]") ? [root] : [];
+    root.querySelectorAll("time[datetime][data-when]").forEach(function (t) {
+      times.push(t);
+    });
+    times.forEach(function (time) {
+      var date = new Date(time.getAttribute("datetime"));
+      if (isNaN(date.getTime())) return;
+      var shown = absolute.format(date);
+      var mode = time.getAttribute("data-when");
+      if (mode === "relative" && relative) {
+        time.textContent = ago(date);
+        time.title = shown;
+      } else if (mode === "both" && relative) {
+        time.textContent = shown + " (" + ago(date) + ")";
+        time.title = "";
+      } else {
+        time.textContent = shown;
+      }
+    });
+  }
+  localTimes(document.body);
+  // "3 minutes ago" stays true while the page stays open.
+  window.setInterval(function () {
+    localTimes(document.body);
+  }, 30000);
+
+  // -- permission matrix -----------------------------------------------------
+  // Write implies read (the server saves both): ticking Write ticks Read, and
+  // clearing Read clears Write, so that the boxes show what will be saved.
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches("input[name=grants]")) return;
+    var api = box.value.replace(/:(read|write)$/, "");
+    var form = box.form;
+    if (!form) return;
+    var read = form.querySelector("input[name=grants][value='" + api + ":read']");
+    var write = form.querySelector("input[name=grants][value='" + api + ":write']");
+    if (box === write && write.checked && read) read.checked = true;
+    if (box === read && !read.checked && write) write.checked = false;
+    presetState(form);
+  });
+
+  // Presets fill the matrix; the admin can still change any box after.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-preset]");
+    if (!button || !button.form) return;
+    var grants = (button.getAttribute("data-preset") || "").split(" ");
+    button.form.querySelectorAll("input[name=grants]").forEach(function (box) {
+      box.checked = grants.indexOf(box.value) !== -1;
+    });
+    presetState(button.form);
+    var status = button.form.querySelector("[data-preset-status]");
+    if (status) status.textContent = button.textContent.trim() + ": permissions filled in below.";
+  });
+
+  // The preset whose grants are exactly the ticked boxes is shown pressed.
+  function presetState(form) {
+    var ticked = [];
+    form.querySelectorAll("input[name=grants]:checked").forEach(function (box) {
+      ticked.push(box.value);
+    });
+    var key = ticked.sort().join(" ");
+    form.querySelectorAll("[data-preset]").forEach(function (button) {
+      var grants = button.getAttribute("data-preset").split(" ").filter(Boolean).sort().join(" ");
+      button.setAttribute("aria-pressed", grants === key ? "true" : "false");
+    });
+  }
+
+  htmx.onLoad(function (elt) {
+    if (!elt.querySelectorAll) return;
+    elt.querySelectorAll("[data-presets]").forEach(function (presets) {
+      presets.hidden = false; // buttons that need this script appear with it
+      var form = presets.closest("form");
+      if (form) presetState(form);
+    });
   });
 })();

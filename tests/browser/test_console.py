@@ -2,6 +2,7 @@
 
 import re
 
+import requests
 from playwright.sync_api import expect
 
 from apiclients.models import ApiClient
@@ -171,3 +172,107 @@ def test_the_actions_menu_of_a_lone_client_is_shown_whole(page, sign_in, make_ap
     assert (drawn or "").strip() == "Delete API client"
     item.click()
     expect(page.locator("dialog[open]").get_by_role("button", name="Delete")).to_be_visible()
+
+
+def test_ticking_write_alone_grants_read_too_everywhere(page, sign_in, live_server, alice):
+    sign_in("alice")
+    page.get_by_role("link", name="Create new API client").first.click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_label("Client name").fill("Alert closer")
+    dialog.get_by_label("Alerts write").check()
+    # Write implies read: the box says so before saving...
+    expect(dialog.get_by_label("Alerts read")).to_be_checked()
+    # ...and the server saves both even when the box is cleared behind its back.
+    dialog.get_by_label("Alerts read").evaluate("box => { box.checked = false; }")
+    dialog.get_by_role("button", name="Save").click()
+    client_id, secret = _reveal_values(dialog)
+    dialog.get_by_role("button", name="Done").click()
+
+    assert ApiClient.objects.get(client_id=client_id).grants == ["alerts:read", "alerts:write"]
+    _row(page, "Alert closer").get_by_role("link", name="Alert closer", exact=True).click()
+    drawer = page.locator(".drawer")
+    alerts = drawer.get_by_role("row", name=re.compile("^Alerts"))
+    expect(alerts.get_by_text("Read", exact=True)).to_be_attached()
+    expect(alerts.get_by_text("Write", exact=True)).to_be_attached()
+    expect(drawer.get_by_text("No API permissions")).to_have_count(0)
+
+    token = requests.post(
+        live_server.url + "/v1/oauth", auth=(client_id, secret), data="", timeout=10
+    ).json()
+    assert token["scope"] == "alerts:read alerts:write"
+
+
+def test_a_write_only_grant_saved_before_shows_as_read_and_write(page, sign_in, make_api_client):
+    client, _ = make_api_client("Old write-only client")
+    ApiClient.objects.filter(pk=client.pk).update(grants=["cases:write"])
+    sign_in("alice")
+    page.goto(f"{LIST}{client.client_id}/")
+    drawer = page.locator(".drawer")
+    expect(drawer.get_by_role("rowheader", name="Cases")).to_be_visible()
+    expect(drawer.get_by_text("No API permissions")).to_have_count(0)
+    drawer.get_by_role("link", name="Edit API client").click()
+    dialog = page.locator("dialog[open]")
+    expect(dialog.get_by_label("Cases read")).to_be_checked()
+    expect(dialog.get_by_label("Cases write")).to_be_checked()
+
+
+def test_saving_from_a_drawer_opened_by_its_url_keeps_one_list_and_one_drawer(
+    page, sign_in, make_api_client
+):
+    client, _ = make_api_client("Backup verification script")
+    sign_in("alice")
+    page.goto(f"{LIST}{client.client_id}/")
+    page.locator(".drawer").get_by_role("link", name="Edit API client").click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_label("Description").fill("Checks last night's backups")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("dialog")).to_have_count(0)
+    drawer = page.locator(".drawer")
+    expect(drawer.get_by_text("Checks last night's backups")).to_be_visible()
+    expect(page.locator("section#api-client-results")).to_have_count(1)
+    expect(page.locator("[data-drawer]")).to_have_count(1)
+    expect(_row(page, "Backup verification script")).to_be_visible()
+
+
+def test_an_error_below_the_fold_gets_the_focus(page, sign_in, alice):
+    page.set_viewport_size({"width": 1400, "height": 700})
+    sign_in("alice")
+    page.get_by_role("link", name="Create new API client").first.click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_label("Client name").fill("Firewall sync")
+    dialog.get_by_label("Restrict access by IP address").check()
+    dialog.get_by_label("Allowed IP addresses").fill("10.0.0.0/33")
+    dialog.get_by_label("Client name").focus()
+    dialog.get_by_role("button", name="Save").click()
+    field = dialog.get_by_label("Allowed IP addresses")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_be_focused()
+    expect(field).to_be_in_viewport()
+
+
+def test_escape_closes_the_drawer_and_focus_returns_to_its_row(page, sign_in, make_api_client):
+    make_api_client("HR offboarding sync")
+    make_api_client("SOAR playbooks")
+    sign_in("alice")
+    link = _row(page, "SOAR playbooks").get_by_role("link", name="SOAR playbooks", exact=True)
+    link.click()
+    drawer = page.locator(".drawer")
+    expect(drawer).to_be_visible()
+    expect(drawer.get_by_role("heading", name="SOAR playbooks")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator(".drawer")).to_have_count(0)
+    expect(
+        _row(page, "SOAR playbooks").get_by_role("link", name="SOAR playbooks", exact=True)
+    ).to_be_focused()
+
+
+def test_escape_on_a_drawer_opened_by_its_url_also_returns_focus(page, sign_in, make_api_client):
+    client, _ = make_api_client("SOAR playbooks")
+    sign_in("alice")
+    page.goto(f"{LIST}{client.client_id}/")
+    expect(page.locator(".drawer")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator(".drawer")).to_have_count(0)
+    expect(
+        _row(page, "SOAR playbooks").get_by_role("link", name="SOAR playbooks", exact=True)
+    ).to_be_focused()
