@@ -15,6 +15,7 @@ class Api:
     write: bool = True
     grantable: bool = True
     note: str = ""
+    description: str = ""  # one line, shown beside the API in the permission matrix
 
     @property
     def scopes(self) -> list[str]:
@@ -22,22 +23,52 @@ class Api:
 
 
 APIS: tuple[Api, ...] = (
-    Api("actors", "Actors", write=False),
-    Api("agents", "Agents"),
-    Api("alert-rules", "Alert Rules", note="Rules in the Developer Portal"),
-    Api("alerts", "Alerts"),
-    Api("audit-log", "Audit Log", write=False),
-    Api("cases", "Cases"),
+    Api(
+        "actors",
+        "Actors",
+        write=False,
+        description="People whose activity is watched, with their risk",
+    ),
+    Api("agents", "Agents", description="Endpoint agents: their health, updates and removal"),
+    Api(
+        "alert-rules",
+        "Alert Rules",
+        note="Rules in the Developer Portal",
+        description="The rules that raise alerts",
+    ),
+    Api("alerts", "Alerts", description="Alerts raised by rules: their state and notes"),
+    Api("audit-log", "Audit Log", write=False, description="Who did what in the console, and when"),
+    Api("cases", "Cases", description="Investigations and the file events in them"),
     Api("customer", "Customer", grantable=False),
-    Api("data-preferences", "Data Preferences", note="Trusted Activities in the Developer Portal"),
-    Api("departments", "Departments", write=False),
-    Api("devices", "Devices", note="Read is required to download exfiltrated files"),
-    Api("directory-groups", "Directory Groups", write=False),
-    Api("file-events", "File Events", write=False),
+    Api(
+        "data-preferences",
+        "Data Preferences",
+        note="Trusted Activities in the Developer Portal",
+        description="Domains and apps whose activity is trusted",
+    ),
+    Api("departments", "Departments", write=False, description="Departments from your directory"),
+    Api(
+        "devices",
+        "Devices",
+        note="Read is required to download exfiltrated files",
+        description="Computers with an agent: activation and deactivation",
+    ),
+    Api(
+        "directory-groups",
+        "Directory Groups",
+        write=False,
+        description="Groups from your directory",
+    ),
+    Api(
+        "file-events",
+        "File Events",
+        write=False,
+        description="File activity on endpoints and in the cloud",
+    ),
     Api("oauth", "Oauth", grantable=False),
-    Api("sessions", "Sessions"),
-    Api("users", "Users"),
-    Api("watchlists", "Watchlists"),
+    Api("sessions", "Sessions", description="A user's activity over time, scored for risk"),
+    Api("users", "Users", description="Console users: their status and roles"),
+    Api("watchlists", "Watchlists", description="Watchlists and the people on them"),
 )
 
 GRANTABLE_APIS: tuple[Api, ...] = tuple(api for api in APIS if api.grantable)

@@ -27,12 +27,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
-from apiclients import auditlog, charts, hygiene, services, usage
+from apiclients import auditlog, charts, hygiene, services, sudo, usage
 from apiclients.catalog import permission_rows
 from apiclients.forms import (
+    RECENT_USE,
     ApiClientForm,
     AuditLogFilterForm,
+    DeleteForm,
     EditApiClientForm,
+    ResetSecretForm,
     RotateSecretForm,
 )
 from apiclients.models import ApiClient, AuditEvent
@@ -475,26 +478,52 @@ def _conflict_author(request: HttpRequest, current: ApiClient) -> str:
     return current.updated_by.get_username() if current.updated_by else "Someone else"
 
 
+def _destructive(request: HttpRequest, form, client: ApiClient) -> dict:
+    """What every reset, rotation and delete dialog shows: the client's last
+    use, and whether the password is asked (sudo mode)."""
+    form.forget_confirmed_password()
+    now = timezone.now()
+    last = client.last_redeemed_at
+    return {
+        "client": client,
+        "form": form,
+        "now": now,
+        "recently_used": last is not None and now - last < RECENT_USE,
+        "sudo_minutes": max(1, sudo.window_seconds() // 60),
+    }
+
+
+def _throttled(request: HttpRequest, form, response: HttpResponse) -> HttpResponse:
+    # Too many wrong passwords: a 429 for a page; an htmx form needs its 200
+    # to be swapped in, with the error inline.
+    if not _htmx(request) and form.has_error("password", "throttled"):
+        response.status_code = 429
+        response["Retry-After"] = str(settings.LOGIN_FAILURE_WINDOW)
+    return response
+
+
 @never_cache
 @console_admin
 @require_http_methods(["GET", "POST"])
 def client_reset_secret(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client_or_404(request, client_id)
-    if request.method == "POST":
+    form = ResetSecretForm(request.POST if request.method == "POST" else None, request=request)
+    if request.method == "POST" and form.is_valid():
         client, secret = services.api_client_reset_secret(
             client=client, actor=request.user, source_ip=source_ip(request)
         )
         return _reveal(request, client, secret, dialog_id="reset-api-secret", title="New secret")
-    return _dialog(
+    response = _dialog(
         request,
         dialog_id="reset-api-secret",
         title="Reset API secret",
         body="apiclients/_reset_confirm.html",
         context={
-            "client": client,
+            **_destructive(request, form, client),
             "action": reverse("apiclients:reset_secret", args=[client.client_id]),
         },
     )
+    return _throttled(request, form, response)
 
 
 @never_cache
@@ -502,7 +531,7 @@ def client_reset_secret(request: HttpRequest, client_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def client_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client_or_404(request, client_id)
-    form = RotateSecretForm(request.POST if request.method == "POST" else None)
+    form = RotateSecretForm(request.POST if request.method == "POST" else None, request=request)
     if request.method == "POST" and form.is_valid():
         client, secret = services.api_client_rotate_secret(
             client=client, grace=form.grace, actor=request.user, source_ip=source_ip(request)
@@ -515,18 +544,18 @@ def client_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
             title="New secret",
             old_secret_until=client.previous_secret_expires_at,
         )
-    return _dialog(
+    response = _dialog(
         request,
         dialog_id="rotate-api-secret",
         title="Rotate API secret",
         body="apiclients/_rotate_confirm.html",
         context={
-            "client": client,
-            "form": form,
+            **_destructive(request, form, client),
             "old_secret_live": client.previous_secret_live(timezone.now()),
             "action": reverse("apiclients:rotate_secret", args=[client.client_id]),
         },
     )
+    return _throttled(request, form, response)
 
 
 @console_admin
@@ -559,23 +588,30 @@ def client_revoke_old_secret(request: HttpRequest, client_id: str) -> HttpRespon
 @require_http_methods(["GET", "POST"])
 def client_delete(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client_or_404(request, client_id)
-    if request.method == "POST":
+    form = DeleteForm(
+        request.POST if request.method == "POST" else None,
+        request=request,
+        client=client,
+        now=timezone.now(),
+    )
+    if request.method == "POST" and form.is_valid():
         services.api_client_delete(client=client, actor=request.user, source_ip=source_ip(request))
         toast = f"Deleted “{client.name}”."
         if _htmx(request):
             return _dialog_done(request, toast=toast, deleted=client.client_id)
         messages.success(request, toast)
         return redirect("apiclients:list")
-    return _dialog(
+    response = _dialog(
         request,
         dialog_id="delete-api-client",
         title="Delete API client",
         body="apiclients/_delete_confirm.html",
         context={
-            "client": client,
+            **_destructive(request, form, client),
             "action": reverse("apiclients:delete", args=[client.client_id]),
         },
     )
+    return _throttled(request, form, response)
 
 
 # -- audit log --------------------------------------------------------------

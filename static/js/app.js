@@ -318,11 +318,11 @@
   // The server writes UTC (the fallback text says so) in <time datetime>;
   // here it becomes the viewer's own time zone, named, and "3 minutes ago"
   // where recency matters (data-when="relative" or "both").
-  var absolute = window.Intl && Intl.DateTimeFormat
+  var dateOnly = window.Intl && Intl.DateTimeFormat
+    ? new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" })
+    : null;
+  var clockOnly = window.Intl && Intl.DateTimeFormat
     ? new Intl.DateTimeFormat(undefined, {
-        year: "numeric",
-        month: "short",
-        day: "numeric",
         hour: "2-digit",
         minute: "2-digit",
         timeZoneName: "short",
@@ -351,26 +351,36 @@
     return "";
   }
 
+  function part(text, name) {
+    var span = document.createElement("span");
+    span.className = name;
+    span.textContent = text;
+    return span;
+  }
+
   function localTimes(root) {
-    if (!absolute) return;
-    var times = root.matches && root.matches("time[datetime]") ? [root] : [];
+    if (!dateOnly) return;
+    var times = root.matches && root.matches("time[datetime][data-when]") ? [root] : [];
     root.querySelectorAll("time[datetime][data-when]").forEach(function (t) {
       times.push(t);
     });
     times.forEach(function (time) {
       var date = new Date(time.getAttribute("datetime"));
       if (isNaN(date.getTime())) return;
-      var shown = absolute.format(date);
+      var day = dateOnly.format(date);
+      var clock = clockOnly.format(date);
       var mode = time.getAttribute("data-when");
       if (mode === "relative" && relative) {
         time.textContent = ago(date);
-        time.title = shown;
-      } else if (mode === "both" && relative) {
-        time.textContent = shown + " (" + ago(date) + ")";
-        time.title = "";
-      } else {
-        time.textContent = shown;
+        time.title = day + " " + clock;
+        return;
       }
+      // Two parts, so that a narrow table cell can put the clock under the day.
+      time.textContent = "";
+      time.appendChild(part(day, "time__day"));
+      time.appendChild(document.createTextNode(" "));
+      time.appendChild(part(clock, "time__clock"));
+      if (mode === "both" && relative) time.appendChild(document.createTextNode(" (" + ago(date) + ")"));
     });
   }
   localTimes(document.body);

@@ -145,6 +145,15 @@ def test_admin_pages_dialogs_and_drawer_have_no_axe_violations(
     for action in ("reset-secret", "rotate-secret", "delete"):
         _open_dialog(page, f"{LIST}{clients.client_id}/{action}/")
         check(f"{action} dialog")
+    # The client redeemed minutes ago: its name to type, and the password.
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_role("button", name="Delete").click()
+    expect(
+        dialog.get_by_text("That is not your password").or_(
+            dialog.get_by_text("Enter your password to confirm")
+        )
+    ).to_be_visible()
+    check("delete dialog with errors")
 
     page.goto(f"{LIST}{clients.client_id}/delete/")
     check("delete page")

@@ -1,11 +1,14 @@
 """The console's real flows in Chromium, as an admin and as an auditor."""
 
 import re
+from datetime import timedelta
 
 import requests
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from apiclients.models import ApiClient
+from tests.conftest import PASSWORD
 
 LIST = "/administration/integrations/api-clients/"
 
@@ -84,6 +87,16 @@ def test_admin_creates_copies_edits_resets_and_deletes_a_client(page, sign_in, a
     _open_action(page, "Splunk SIEM export (EU)", "Reset API secret")
     dialog = page.locator("dialog[open]")
     expect(dialog.get_by_text("lose authentication")).to_be_visible()
+    # Sudo mode: the password again, inside the same dialog.
+    password = dialog.get_by_label("Confirm with your password")
+    expect(password).to_be_focused()
+    password.fill("not my password")
+    dialog.get_by_role("button", name="Reset secret").click()
+    expect(dialog.get_by_text("That is not your password")).to_be_visible()
+    expect(password).to_be_focused()
+    saved.refresh_from_db()
+    assert saved.check_secret(secret)
+    password.fill(PASSWORD)
     dialog.get_by_role("button", name="Reset secret").click()
     expect(dialog.get_by_text("This is the only time")).to_be_visible()
     new_client_id, new_secret = _reveal_values(dialog)
@@ -94,9 +107,10 @@ def test_admin_creates_copies_edits_resets_and_deletes_a_client(page, sign_in, a
     dialog.get_by_role("button", name="Done").click()
     expect(page.locator("dialog")).to_have_count(0)
 
-    # Delete.
+    # Delete: within the sudo window, no second password prompt.
     _open_action(page, "Splunk SIEM export (EU)", "Delete API client")
     dialog = page.locator("dialog[open]")
+    expect(dialog.get_by_label("Confirm with your password")).to_have_count(0)
     dialog.get_by_role("button", name="Delete").click()
     expect(_row(page, "Splunk SIEM export (EU)")).to_have_count(0)
     assert not ApiClient.objects.filter(client_id=client_id).exists()
@@ -276,3 +290,55 @@ def test_escape_on_a_drawer_opened_by_its_url_also_returns_focus(page, sign_in, 
     expect(
         _row(page, "SOAR playbooks").get_by_role("link", name="SOAR playbooks", exact=True)
     ).to_be_focused()
+
+
+def test_deleting_a_client_used_a_minute_ago_takes_its_name(page, sign_in, make_api_client):
+    client, _ = make_api_client("SOAR playbooks")
+    ApiClient.objects.filter(pk=client.pk).update(
+        last_redeemed_at=timezone.now() - timedelta(minutes=1)
+    )
+    sign_in("alice")
+    _open_action(page, "SOAR playbooks", "Delete API client")
+    dialog = page.locator("dialog[open]")
+    expect(dialog.get_by_text("Something is using this client now.")).to_be_visible()
+    expect(dialog.get_by_text(re.compile("Last redeemed .*(minute ago|just now)"))).to_be_visible()
+    name = dialog.get_by_label("Type SOAR playbooks to confirm")
+    expect(name).to_be_focused()
+    name.fill("SOAR")
+    dialog.get_by_label("Confirm with your password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Delete").click()
+    expect(dialog.get_by_text("Type “SOAR playbooks” exactly as shown")).to_be_visible()
+    expect(name).to_be_focused()
+    assert ApiClient.objects.filter(pk=client.pk).exists()
+    name.fill("SOAR playbooks")
+    # The password was right the first time: sudo mode is on, no second prompt.
+    expect(dialog.get_by_label("Confirm with your password")).to_have_count(0)
+    dialog.get_by_role("button", name="Delete").click()
+    expect(page.locator("dialog")).to_have_count(0)
+    expect(_row(page, "SOAR playbooks")).to_have_count(0)
+    assert not ApiClient.objects.filter(pk=client.pk).exists()
+
+
+def test_presets_fill_the_matrix_which_never_scrolls_inside_the_dialog(page, sign_in, alice):
+    sign_in("alice")
+    page.get_by_role("link", name="Create new API client").first.click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_label("Client name").fill("Read-only SIEM")
+    expect(dialog.get_by_text("Alerts raised by rules: their state and notes")).to_be_visible()
+    matrix = dialog.locator(".matrix-wrap")
+    assert matrix.evaluate("el => el.scrollHeight <= el.clientHeight + 1")
+
+    dialog.get_by_role("button", name="Read everything").click()
+    expect(dialog.get_by_role("button", name="Read everything")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(dialog.get_by_label("Users read")).to_be_checked()
+    expect(dialog.get_by_label("Users write")).not_to_be_checked()
+    dialog.get_by_role("button", name="Analyst").click()
+    expect(dialog.get_by_label("Cases write")).to_be_checked()
+    expect(dialog.get_by_label("Users write")).not_to_be_checked()
+    dialog.get_by_role("button", name="Save").click()
+    client_id = dialog.get_by_label("Client ID").input_value()
+    grants = ApiClient.objects.get(client_id=client_id).grants
+    assert "alerts:write" in grants and "cases:write" in grants and "users:write" not in grants
+    assert {"users:read", "file-events:read", "audit-log:read"} <= set(grants)
