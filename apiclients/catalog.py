@@ -1,4 +1,5 @@
-"""The platform's APIs an API client can be granted, modelled on Incydr's list.
+"""The platform's APIs an API client can be granted, modelled on the API
+permissions of Code42 Incydr's API clients.
 
 A grant is "<api key>:read" or "<api key>:write"; grants are the client's OAuth
 scopes. Read-only APIs (Audit Log, File Events, ...) offer no write, and APIs

@@ -119,9 +119,9 @@ _MAX_OFFSET = 2**31
 
 def _page_with_total(queryset, per_page: int, number) -> Page:
     """Paginator(...).get_page(number), in one query instead of two: the rows
-    carry the total (COUNT(*) OVER ()). A search of 10,000 clients scans them
-    all, once for the count and once more for the page, 18 ms each on the
-    benchmark machine; with the total alongside, once. A page past the end
+    carry the total (COUNT(*) OVER ()). A search scans every client of the
+    tenant; with a separate count it would scan them twice (once for the
+    count, once for the page), with the total alongside once. A page past the end
     (or not a number) is the last (or first) page, as get_page() does, at
     the cost of the count after all."""
     try:

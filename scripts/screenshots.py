@@ -228,6 +228,8 @@ def shoot(base: str, out: Path, width: int, dark: bool = False):
             page.goto("/administration/audit-log/")
             page.screenshot(path=out / f"{user}-audit-log.png")
             page.screenshot(path=out / f"{user}-audit-log-full.png", full_page=True)
+            page.goto("/administration/audit-log/?action=token.failed")
+            page.screenshot(path=out / f"{user}-audit-log-failures.png")
             if user == "alice":
                 page.goto(lst + "?q=SOAR")
                 row = page.locator("tbody tr").first
@@ -253,12 +255,13 @@ def shoot(base: str, out: Path, width: int, dark: bool = False):
                 dialog = page.locator("dialog[open]")
                 dialog.get_by_label("Client name").fill("Splunk SIEM export")
                 dialog.get_by_role("button", name="Analyst").click()
+                page.wait_for_timeout(300)  # let the buttons change colour
                 page.screenshot(path=out / "alice-create.png")
                 dialog.locator(".matrix-wrap").screenshot(path=out / "alice-create-matrix.png")
                 dialog.get_by_role("button", name="Save").click()
                 dialog.locator(".field__error, .errorlist").first.wait_for()
                 page.screenshot(path=out / "alice-create-error.png")
-                dialog.get_by_label("Client name").fill("Splunk SIEM export (EU)")
+                dialog.get_by_label("Client name").fill(f"Splunk SIEM export (EU, {out.name})")
                 dialog.get_by_role("button", name="Save").click()
                 dialog.get_by_text("This is the only time").wait_for()
                 page.screenshot(path=out / "alice-reveal.png")

@@ -8,7 +8,7 @@ from apiclients import auditlog, hygiene
 register = template.Library()
 
 
-def _time(value, mode: str) -> str:
+def _time(value, mode: str, extra: str = "") -> str:
     local = timezone.localtime(value)
     # strftime, not Django's date formats: the list shows three dates per row,
     # and strftime is several times faster. The zone is always named; app.js
@@ -16,7 +16,7 @@ def _time(value, mode: str) -> str:
     zone = escape(local.tzname() or "")
     shown = f"{local.strftime('%Y-%m-%d %H:%M')} {zone}".strip()
     return mark_safe(  # noqa: S308 (digits, and the escaped zone name)
-        f'<time datetime="{value.isoformat()}" data-when="{mode}">{shown}</time>'
+        f'<time datetime="{value.isoformat()}" data-when="{mode}"{extra}>{shown}</time>'
     )
 
 
@@ -32,6 +32,13 @@ def since(value, empty: str = "—"):
     """As `when`, shown in the browser as "3 minutes ago" (the date and time
     in its title), where recency is what matters."""
     return _time(value, "relative") if value else empty
+
+
+@register.filter
+def until(value, start):
+    """The end of a span that began at `start`: in the browser only the clock
+    when both fall on the same day there ("between 10:31 and 10:40")."""
+    return _time(value, "until", f' data-from="{start.isoformat()}"') if value else "—"
 
 
 @register.filter

@@ -375,6 +375,12 @@
         time.title = day + " " + clock;
         return;
       }
+      // The end of a span on the day it began: the clock is enough.
+      var from = mode === "until" && new Date(time.getAttribute("data-from") || "");
+      if (from && !isNaN(from.getTime()) && dateOnly.format(from) === day) {
+        time.textContent = clock;
+        return;
+      }
       // Two parts, so that a narrow table cell can put the clock under the day.
       time.textContent = "";
       time.appendChild(part(day, "time__day"));

@@ -221,3 +221,20 @@ def test_another_tenants_admin_gets_404_not_403(dave_client, make_api_client):
         assert dave_client.get(url).status_code == 404
         assert dave_client.post(url, {}).status_code == 404
     assert ApiClient.objects.filter(pk=client.pk).exists()
+
+
+def test_the_role_page_of_a_user_without_a_role_offers_no_console_links(charlie_client):
+    response = charlie_client.get(LIST_URL)
+    assert response.status_code == 403
+    body = text(response)
+    assert "You need the Customer Cloud Admin role" in body
+    # Nothing that would only refuse them again: no navigation, no link home.
+    assert 'aria-label="Console"' not in body
+    assert f'href="{LIST_URL}"' not in body and 'href="/administration/audit-log/"' not in body
+    assert '<a class="brand"' not in body
+    assert ">Sign in as someone else</button>" in body
+
+
+def test_an_auditor_keeps_the_navigation_on_the_role_page(bob_client, make_api_client):
+    body = text(bob_client.get(CREATE_URL))
+    assert 'aria-label="Console"' in body and ">Back to API Clients</a>" in body

@@ -132,7 +132,7 @@ def test_aggregated_token_failures_say_how_many_from_where_and_since_when(
         f'<time datetime="{first.created_at.isoformat()}"' in body
     )
     assert f'and <time datetime="{later.created_at.isoformat()}"' in body
-    assert "counted into the next entry" in body
+    assert "which counts the failures since the previous one" in body
     assert "Suppressed" not in body and "not listed one by one" not in body
     # The export keeps the count, in words and in the JSON.
     export = text(alice_client.get(EXPORT_URL))
