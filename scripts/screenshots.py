@@ -260,6 +260,7 @@ def shoot(base: str, out: Path, width: int, dark: bool = False):
                 dialog.locator(".matrix-wrap").screenshot(path=out / "alice-create-matrix.png")
                 dialog.get_by_role("button", name="Save").click()
                 dialog.locator(".field__error, .errorlist").first.wait_for()
+                page.wait_for_timeout(300)  # let the preset buttons change colour
                 page.screenshot(path=out / "alice-create-error.png")
                 dialog.get_by_label("Client name").fill(f"Splunk SIEM export (EU, {out.name})")
                 dialog.get_by_role("button", name="Save").click()
