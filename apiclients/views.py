@@ -478,7 +478,7 @@ def _conflict_author(request: HttpRequest, current: ApiClient) -> str:
     return current.updated_by.get_username() if current.updated_by else "Someone else"
 
 
-def _destructive(request: HttpRequest, form, client: ApiClient) -> dict:
+def _destructive(form, client: ApiClient) -> dict:
     """What every reset, rotation and delete dialog shows: the client's last
     use, and whether the password is asked (sudo mode)."""
     form.forget_confirmed_password()
@@ -519,7 +519,7 @@ def client_reset_secret(request: HttpRequest, client_id: str) -> HttpResponse:
         title="Reset API secret",
         body="apiclients/_reset_confirm.html",
         context={
-            **_destructive(request, form, client),
+            **_destructive(form, client),
             "action": reverse("apiclients:reset_secret", args=[client.client_id]),
         },
     )
@@ -550,7 +550,7 @@ def client_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
         title="Rotate API secret",
         body="apiclients/_rotate_confirm.html",
         context={
-            **_destructive(request, form, client),
+            **_destructive(form, client),
             "old_secret_live": client.previous_secret_live(timezone.now()),
             "action": reverse("apiclients:rotate_secret", args=[client.client_id]),
         },
@@ -607,7 +607,7 @@ def client_delete(request: HttpRequest, client_id: str) -> HttpResponse:
         title="Delete API client",
         body="apiclients/_delete_confirm.html",
         context={
-            **_destructive(request, form, client),
+            **_destructive(form, client),
             "action": reverse("apiclients:delete", args=[client.client_id]),
         },
     )

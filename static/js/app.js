@@ -55,6 +55,53 @@
     }
   });
 
+  // What opened the dialog, to give focus back to when it closes. The browser
+  // tries, but the opener is often gone or hidden by then: a menu item of a
+  // closed menu, a row the list has redrawn, a drawer that has reloaded.
+  var opener = null;
+  document.addEventListener(
+    "click",
+    function (event) {
+      var link = event.target.closest && event.target.closest("[hx-target='body'][href]");
+      if (link) opener = { el: link, href: link.getAttribute("href") };
+    },
+    true
+  );
+
+  function visible(el) {
+    if (!el || !el.isConnected) return false;
+    // The items of a closed menu keep their boxes (content-visibility).
+    if (el.checkVisibility) return el.checkVisibility({ contentVisibilityAuto: true });
+    return el.getClientRects().length > 0;
+  }
+
+  var lastClosed = null;
+
+  function restoreFocus(was) {
+    var active = document.activeElement;
+    if (active && active !== document.body && visible(active)) return;
+    var menu = was.el.closest && was.el.closest("details[data-menu]");
+    var candidates = [
+      was.el,
+      menu && menu.querySelector("summary"),
+      document.querySelector("[data-drawer] [href='" + was.href + "']"),
+    ];
+    // The row of the client the dialog was about, if the list shows it.
+    document.querySelectorAll("[data-client-link]").forEach(function (link) {
+      if (was.href.indexOf(link.getAttribute("href")) === 0) {
+        candidates.push(link.closest("tr") && link.closest("tr").querySelector("summary"));
+        candidates.push(link);
+      }
+    });
+    candidates.push(document.querySelector("[data-drawer] #drawer-title"));
+    for (var i = 0; i < candidates.length; i++) {
+      if (visible(candidates[i])) {
+        candidates[i].focus();
+        if (document.activeElement === candidates[i]) return;
+      }
+    }
+  }
+
   // <dialog> "close" does not bubble: listen in the capture phase.
   document.addEventListener(
     "close",
@@ -63,6 +110,12 @@
       if (dialog.matches && dialog.matches("dialog[data-dialog]")) {
         // Removed, not hidden: a closed reveal must not keep a secret in the DOM.
         dialog.remove();
+        if (opener) {
+          lastClosed = opener;
+          lastClosed.at = Date.now();
+          opener = null;
+          restoreFocus(lastClosed);
+        }
       }
     },
     true
@@ -83,6 +136,12 @@
   document.body.addEventListener("closeDialog", function (event) {
     var dialog = event.target.closest && event.target.closest("dialog");
     if (dialog) dialog.close();
+  });
+
+  // The list and the drawer redraw themselves after a save: focus that was on
+  // a part of them is put back on the new one.
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (lastClosed && Date.now() - lastClosed.at < 5000) restoreFocus(lastClosed);
   });
 
   // -- clicks ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from apiclients.models import ApiClient, AuditAction
-from apiclients.services import audit_record
+from apiclients.services import api_client_rotate_secret, audit_record
 from tests.conftest import PASSWORD
 
 LIST = "/administration/integrations/api-clients/"
@@ -25,14 +25,16 @@ _axe = Axe()
 
 
 @pytest.fixture
-def clients(make_api_client, acme):
+def clients(make_api_client, acme, alice):
     splunk, _ = make_api_client(
         "Splunk SIEM export",
         description="Nightly pull of alerts",
         grants=["alerts:read", "alerts:write", "audit-log:read"],
         ip_allowlist=["203.0.113.0/24"],
     )
-    make_api_client("HR offboarding sync", grants=["users:read"])
+    hr, _ = make_api_client("HR offboarding sync", grants=["users:read"])
+    # A rotation in its overlap: badges, the two-secrets notice, the revoke dialog.
+    api_client_rotate_secret(client=hr, grace=timedelta(hours=24), actor=alice)
     ApiClient.objects.filter(pk=splunk.pk).update(
         last_redeemed_at=timezone.now() - timedelta(minutes=3)
     )
@@ -155,12 +157,21 @@ def test_admin_pages_dialogs_and_drawer_have_no_axe_violations(
     ).to_be_visible()
     check("delete dialog with errors")
 
+    hr = ApiClient.objects.get(name="HR offboarding sync")
+    page.goto(f"{LIST}{hr.client_id}/")
+    expect(page.locator(".drawer").get_by_text("Two secrets are live.")).to_be_visible()
+    check("drawer during a rotation")
+    _open_dialog(page, f"{LIST}{hr.client_id}/revoke-old-secret/")
+    check("revoke old secret dialog")
+
     page.goto(f"{LIST}{clients.client_id}/delete/")
     check("delete page")
     page.goto(f"{LIST}new/")
     check("create page")
     page.goto(AUDIT)
     check("audit log")
+    page.goto(f"{AUDIT}?client=nothing-matches")
+    check("audit log, nothing matches")
     page.goto(f"{LIST}?q=nothing-matches")
     check("empty search")
     page.goto(f"{LIST}no-such-client/")

@@ -353,3 +353,22 @@ def test_presets_fill_the_matrix_which_never_scrolls_inside_the_dialog(page, sig
     grants = ApiClient.objects.get(client_id=client_id).grants
     assert "alerts:write" in grants and "cases:write" in grants and "users:write" not in grants
     assert {"users:read", "file-events:read", "audit-log:read"} <= set(grants)
+
+
+def test_closing_a_dialog_gives_focus_back_to_the_row_it_came_from(page, sign_in, make_api_client):
+    make_api_client("HR offboarding sync")
+    make_api_client("SOAR playbooks")
+    sign_in("alice")
+    _open_action(page, "SOAR playbooks", "Delete API client")
+    expect(page.locator("dialog[open]")).to_have_count(1)
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog")).to_have_count(0)
+    expect(_row(page, "SOAR playbooks").locator("summary")).to_be_focused()
+
+    # After a save the list is redrawn: focus lands on the new row.
+    _open_action(page, "SOAR playbooks", "Edit API client")
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_label("Description").fill("Cortex XSOAR")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("dialog")).to_have_count(0)
+    expect(_row(page, "SOAR playbooks").locator("summary")).to_be_focused()
