@@ -57,6 +57,15 @@ SORTS = {
     "-last_redeemed": (F("last_redeemed_at").desc(nulls_last=True), "-pk"),
 }
 DEFAULT_SORT = "-created"
+# The sort menu of a phone, whose list hides the date columns.
+SORT_CHOICES = [
+    ("-created", "Newest first"),
+    ("created", "Oldest first"),
+    ("name", "Name, A to Z"),
+    ("-name", "Name, Z to A"),
+    ("-last_redeemed", "Last redeemed, latest first"),
+    ("last_redeemed", "Last redeemed, never first"),
+]
 SORT_LABELS = {"name": "name", "created": "date created", "last_redeemed": "last redeemed"}
 # Only what a row shows: touching any other field would cost a query per row.
 LIST_FIELDS = (
@@ -211,6 +220,7 @@ def _listing(request: HttpRequest, params=None) -> dict:
         "show_label": hygiene.FILTERS[show],
         "filters": hygiene.FILTERS,
         "sort": sort,
+        "sort_choices": SORT_CHOICES,
         "sort_label": SORT_LABELS[current_key],
         "sort_descending": descending,
         "columns": columns,

@@ -496,6 +496,14 @@
     });
   }
 
+  // A column header sorted the list: the search form's sort menu follows,
+  // so that the next search keeps that order.
+  htmx.onLoad(function (elt) {
+    var sort = elt.getAttribute && elt.getAttribute("data-sort");
+    var menu = document.getElementById("sort");
+    if (sort && menu) menu.value = sort;
+  });
+
   htmx.onLoad(function (elt) {
     if (!elt.querySelectorAll) return;
     elt.querySelectorAll("[data-presets]").forEach(function (presets) {

@@ -372,3 +372,27 @@ def test_closing_a_dialog_gives_focus_back_to_the_row_it_came_from(page, sign_in
     dialog.get_by_role("button", name="Save").click()
     expect(page.locator("dialog")).to_have_count(0)
     expect(_row(page, "SOAR playbooks").locator("summary")).to_be_focused()
+
+
+def test_on_a_phone_the_list_fits_and_sorts_without_its_date_columns(
+    page, sign_in, make_api_client
+):
+    older, _ = make_api_client("Backup verification script")
+    make_api_client("Archive sync")
+    ApiClient.objects.filter(pk=older.pk).update(
+        last_redeemed_at=timezone.now() - timedelta(minutes=3)
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in("alice")
+    row = _row(page, "Backup verification script")
+    expect(row.get_by_text("3 minutes ago")).to_be_visible()
+    expect(row.locator("summary")).to_be_in_viewport()
+    expect(page.locator(".topbar__org")).to_have_text("Acme")
+    expect(page.locator(".topbar__org")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_label("Sort by").select_option("name")
+    expect(page.locator("tbody tr").first).to_contain_text("Archive sync")
+    # Then a search keeps that order.
+    page.get_by_role("searchbox").fill("s")
+    expect(page).to_have_url(re.compile(r"sort=name"))
+    expect(page.locator("tbody tr").first).to_contain_text("Archive sync")
