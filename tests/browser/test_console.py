@@ -396,3 +396,24 @@ def test_on_a_phone_the_list_fits_and_sorts_without_its_date_columns(
     page.get_by_role("searchbox").fill("s")
     expect(page).to_have_url(re.compile(r"sort=name"))
     expect(page.locator("tbody tr").first).to_contain_text("Archive sync")
+
+
+def test_without_javascript_times_say_utc_and_presets_stay_hidden(
+    browser, live_server, make_api_client
+):
+    client, _ = make_api_client("SOAR playbooks")
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(_row(page, "SOAR playbooks").locator("time").first).to_contain_text(" UTC")
+    page.goto(f"{LIST}new/")
+    expect(page.get_by_role("button", name="Read everything")).to_be_hidden()
+    page.goto(f"{LIST}{client.client_id}/delete/")
+    page.get_by_label("Confirm with your password").fill(PASSWORD)
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Deleted “SOAR playbooks”.")).to_be_visible()
+    assert not ApiClient.objects.filter(pk=client.pk).exists()
+    context.close()
