@@ -15,6 +15,7 @@ import environ
 from django.conf import settings
 from django.http import HttpRequest
 
+from apiclients.roles import source_ip
 from config import ratelimit
 from config.ratelimit import Limit
 
@@ -37,8 +38,6 @@ def start(request: HttpRequest) -> None:
 
 
 def _limits(request: HttpRequest) -> list[tuple[Limit, str]]:
-    from apiclients.roles import source_ip
-
     window = settings.LOGIN_FAILURE_WINDOW
     username = request.user.get_username().strip().lower()[:150]
     ip = source_ip(request) or "unknown"
