@@ -47,6 +47,9 @@
     }
     // A dialog panel swapped in after a POST: errors, a conflict or the reveal.
     if (elt.matches(".dialog__panel")) focusFirst(elt);
+    // A dialog's form as a whole page (no htmx), sent back with errors.
+    var page = elt.querySelector(".dialog-page");
+    if (page && page.querySelector("[aria-invalid='true'], .field--error")) focusFirst(page);
     // The drawer opened beside the list: take focus there, for keyboards and
     // screen readers; closing it gives focus back to the row (below).
     if (elt.matches("#drawer-slot") || elt.matches("[data-drawer]")) {

@@ -417,3 +417,16 @@ def test_without_javascript_times_say_utc_and_presets_stay_hidden(
     expect(page.get_by_text("Deleted “SOAR playbooks”.")).to_be_visible()
     assert not ApiClient.objects.filter(pk=client.pk).exists()
     context.close()
+
+
+def test_the_create_page_without_a_dialog_also_focuses_the_first_error(page, sign_in, alice):
+    page.set_viewport_size({"width": 1400, "height": 700})
+    sign_in("alice")
+    page.goto(f"{LIST}new/")
+    page.get_by_label("Client name").fill("Firewall sync")
+    page.get_by_label("Restrict access by IP address").check()
+    page.get_by_label("Allowed IP addresses").fill("192.0.2.300")
+    page.get_by_role("button", name="Save").click()
+    field = page.get_by_label("Allowed IP addresses")
+    expect(field).to_be_focused()
+    expect(field).to_be_in_viewport()
