@@ -52,7 +52,9 @@ def test_a_lockout_is_shown_in_the_drawer_and_the_audit_log(
     assert event.client_id == api_client.client_id
     assert event.source_ip == ATTACKER
     assert event.details["failures"] == 3
-    assert "Locked out" in text(alice_client.get("/administration/audit-log/"))
+    log = _seen(alice_client.get("/administration/audit-log/"))
+    assert "Locked out" in log
+    assert f"3 failed attempts from {ATTACKER} in 5 minutes" in log
 
 
 def test_an_admin_lifts_a_lockout_and_failures_count_afresh(
