@@ -115,6 +115,20 @@ def seed():
             details={"reason": "wrong_secret", "endpoint": "token"}
             | ({"suppressed_failures": suppressed} if suppressed else {}),
         )
+    # A lockout in force, as the token endpoint records one.
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.LOCKED_OUT,
+        actor=splunk.client_id,
+        source_ip="203.0.113.66",
+        client=splunk,
+        details={
+            "failures": 10,
+            "window_seconds": 300,
+            "until": (now + dt.timedelta(minutes=4)).isoformat(),
+            "from_anywhere": False,
+        },
+    )
     # 30 days of token history for the chart.
     rng = random.Random(7)
     for days_ago in range(30):
@@ -225,6 +239,11 @@ def shoot(base: str, out: Path, width: int, dark: bool = False):
             page.set_viewport_size({"width": width, "height": 1500})
             page.screenshot(path=out / f"{user}-drawer-tall.png")
             page.set_viewport_size({"width": width, "height": height})
+            page.goto(lst + "?q=Splunk")
+            page.get_by_role("link", name="Splunk SIEM export", exact=True).click()
+            page.locator(".drawer").wait_for()
+            page.wait_for_timeout(500)
+            page.screenshot(path=out / f"{user}-drawer-lockout.png")
             page.goto("/administration/audit-log/")
             page.screenshot(path=out / f"{user}-audit-log.png")
             page.screenshot(path=out / f"{user}-audit-log-full.png", full_page=True)
