@@ -201,3 +201,43 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only")
+
+
+class UsageLogEntry(models.Model):
+    """Requests of a client at the token, introspection and revocation
+    endpoints, aggregated per minute, source address, user agent, endpoint,
+    outcome and scopes (`key` is a digest of those five). Counted in each
+    process and written in batches (apiclients.usagelog), never once per
+    request."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="usage_log")
+    minute = models.DateTimeField()
+    key = models.CharField(max_length=32)
+    # "" when the address could not be told (a trusted proxy wrote "unknown").
+    source_ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+    endpoint = models.CharField(max_length=16)
+    # "ok", or the reason a request was refused (oauth.clients).
+    outcome = models.CharField(max_length=32)
+    scopes = models.TextField(blank=True)
+    count = models.PositiveIntegerField(default=0)
+    # The latest request of the row, to the second: "last used".
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "client", "minute", "key", name="usagelogentry_client_minute_key_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["client", "-minute"], name="usagelog_client_minute"),
+            models.Index(fields=["minute"], name="usagelog_minute"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.minute} {self.source_ip} {self.outcome}: {self.count}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "ok"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apiclients import views
+from apiclients import usage_views, views
 
 app_name = "apiclients"
 
@@ -31,4 +31,14 @@ urlpatterns = [
     ),
     path("administration/audit-log/", views.audit_log, name="audit_log"),
     path("administration/audit-log/export.csv", views.audit_log_export, name="audit_log_export"),
+]
+
+# Who used a client, from where (apiclients.usagelog).
+urlpatterns += [
+    path(f"{CLIENTS}<str:client_id>/usage/", usage_views.usage_log, name="usage_log"),
+    path(
+        f"{CLIENTS}<str:client_id>/usage/export.csv",
+        usage_views.usage_log_export,
+        name="usage_log_export",
+    ),
 ]

@@ -231,7 +231,15 @@ OAUTH = {
     # Changes made outside the app (SQL by hand) are not announced: rows are
     # reloaded at least this often (seconds).
     "CLIENT_CACHE_MAX_AGE": env.float("OAUTH_CLIENT_CACHE_MAX_AGE", default=30.0),
+    # Each client's requests by minute, address, user agent and outcome
+    # (apiclients.usagelog), counted in the process and written with the
+    # token counts.
+    "USAGE_LOG": env.bool("OAUTH_USAGE_LOG", default=True),
 }
+
+# Days the usage log keeps its rows; `manage.py prune_usage_log` (and the
+# job runner, daily) deletes older ones.
+USAGE_LOG_RETENTION_DAYS = env.int("USAGE_LOG_RETENTION_DAYS", default=90)
 
 LOGGING = {
     "version": 1,
