@@ -153,7 +153,8 @@ def destination_create(
     if kind == AlertDestination.Kind.WEBHOOK:
         secret = SECRET_PREFIX + random_secrets.token_urlsafe(32)
         destination.encrypted_secret = _seal(secret, _bound(tenant.pk, target))
-    destination.save()
+    with transaction.atomic():
+        destination.save()
     return destination, secret
 
 

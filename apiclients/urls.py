@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apiclients import usage_views, views
+from apiclients import alert_views, usage_views, views
 
 app_name = "apiclients"
 
@@ -41,4 +41,16 @@ urlpatterns += [
         usage_views.usage_log_export,
         name="usage_log_export",
     ),
+]
+
+# Administration > Alerts (apiclients.alerts).
+urlpatterns += [
+    path("administration/alerts/", alert_views.alerts_page, name="alerts"),
+    path("administration/alerts/add/", alert_views.destination_add, name="alert_add"),
+    path(
+        "administration/alerts/<int:pk>/delete/",
+        alert_views.destination_delete,
+        name="alert_delete",
+    ),
+    path("administration/alerts/<int:pk>/test/", alert_views.destination_test, name="alert_test"),
 ]

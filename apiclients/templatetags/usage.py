@@ -16,3 +16,8 @@ def usage_summary(client, now):
 @register.filter
 def outcome_label(outcome: str) -> str:
     return usagelog.OUTCOME_LABELS.get(outcome, outcome.replace("_", " ").capitalize())
+
+
+@register.filter
+def get_item(mapping: dict, key):
+    return mapping.get(key, key)
