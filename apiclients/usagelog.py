@@ -143,7 +143,9 @@ def flush() -> None:
                     "pk", flat=True
                 )
             )
-            for key, (n, last_at) in rows.items():
+            # In one order in every process, so that two writing at once
+            # wait for each other instead of deadlocking.
+            for key, (n, last_at) in sorted(rows.items(), key=_order):
                 if key.client_pk in live:
                     _add(key, n, last_at)
     except DatabaseError as exc:
@@ -153,6 +155,11 @@ def flush() -> None:
                 row = pending.rows.setdefault(key, [0, last_at])
                 row[0] += n
                 row[1] = max(row[1], last_at)
+
+
+def _order(item) -> tuple:
+    key = item[0]
+    return key.client_pk, key.minute, _digest(key)
 
 
 def _add(key: _Key, n: int, last_at: datetime) -> None:
