@@ -115,7 +115,8 @@ def seed_usage_and_alerts(tenant, alice, soar, now):
     import datetime as dt
 
     from apiclients import alerts
-    from apiclients.models import AlertDelivery, UsageLogEntry
+    from apiclients.models import AlertDelivery, ApiClient, UsageLogEntry
+    from apiclients.services import api_client_reset_secret
 
     callers = [
         ("203.0.113.7", "python-requests/2.32.3", "ok", 40),
@@ -152,6 +153,8 @@ def seed_usage_and_alerts(tenant, alice, soar, now):
         events=["client.secret_reset", "client.secret_rotated", "client.deleted"],
         actor=alice,
     )
+    hr = ApiClient.objects.get(name="HR offboarding sync")
+    api_client_reset_secret(client=hr, actor=alice, source_ip="192.0.2.10")
     alerts.check(now)
     for i, delivery in enumerate(AlertDelivery.objects.order_by("pk")):
         if i % 3 == 0:
@@ -285,7 +288,7 @@ def shoot(base: str, out: Path, width: int):
                 dialog.get_by_text("This is the only time").wait_for()
                 page.screenshot(path=out / "alice-reveal.png")
                 page.goto("/administration/alerts/")
-                page.get_by_label("Webhook").check()
+                page.get_by_role("radio", name="Webhook").check()
                 page.get_by_label("Email address or webhook URL").fill(
                     "https://siem.example.com/in"
                 )

@@ -70,7 +70,7 @@ class _Receiver(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def test_an_admin_adds_a_webhook_and_sends_it_a_test_event(page, sign_in):
+def test_an_admin_adds_a_webhook_and_sends_it_a_test_event(page, sign_in, alice):
     _Receiver.got = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -78,13 +78,13 @@ def test_an_admin_adds_a_webhook_and_sends_it_a_test_event(page, sign_in):
         sign_in("alice")
         page.get_by_role("link", name="Alerts").click()
         expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
-        page.get_by_label("Webhook").check()
+        page.get_by_role("radio", name="Webhook").check()
         page.get_by_label("Email address or webhook URL").fill(
             f"http://127.0.0.1:{server.server_port}/hook"
         )
         page.get_by_role("button", name="Add destination").click()
         expect(page.get_by_text("This is the only time the secret is displayed")).to_be_visible()
-        secret = page.get_by_label("Signing secret").input_value()
+        secret = page.get_by_role("textbox", name="Signing secret").input_value()
         assert secret.startswith("whsec_")
 
         page.get_by_role("button", name="Send test event").click()
@@ -96,7 +96,7 @@ def test_an_admin_adds_a_webhook_and_sends_it_a_test_event(page, sign_in):
         assert tasks.deliver(delivery.pk) == "delivered"
         page.reload()
         expect(deliveries).to_contain_text("Delivered")
-        expect(page.get_by_label("Signing secret")).to_have_count(0)
+        expect(page.get_by_role("textbox", name="Signing secret")).to_have_count(0)
 
         [(signature, body)] = _Receiver.got
         assert alerts.verify(secret, signature, body)
