@@ -154,6 +154,7 @@ class AuditAction(models.TextChoices):
     TOKEN_FAILED = "token.failed", "Token request failed"
     LOCKED_OUT = "client.locked_out", "Locked out"
     LOCKOUT_LIFTED = "client.lockout_lifted", "Lockout lifted"
+    POLICY_CHANGED = "tenant.policy_changed", "Policies changed"
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -323,3 +324,26 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_key} -> {self.destination_id}: {self.status}"
+
+
+class TenantPolicy(models.Model):
+    """A tenant's rules for its API clients (apiclients.policies); a blank
+    value is no rule."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="policy")
+    # Secrets older than this are flagged; with a grace period, they stop
+    # working that many days later.
+    max_secret_age_days = models.PositiveIntegerField(null=True, blank=True)
+    secret_age_grace_days = models.PositiveIntegerField(null=True, blank=True)
+    # New and edited clients must expire within this many days.
+    require_expiry_days = models.PositiveIntegerField(null=True, blank=True)
+    require_ip_restriction = models.BooleanField(default=False)
+    # Seconds; tokens never live longer.
+    max_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"Policy of {self.tenant_id}"

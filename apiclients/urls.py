@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apiclients import alert_views, usage_views, views
+from apiclients import alert_views, policy_views, usage_views, views
 
 app_name = "apiclients"
 
@@ -53,4 +53,9 @@ urlpatterns += [
         name="alert_delete",
     ),
     path("administration/alerts/<int:pk>/test/", alert_views.destination_test, name="alert_test"),
+]
+
+# Administration > Policies (apiclients.policies).
+urlpatterns += [
+    path("administration/policies/", policy_views.policies_page, name="policies"),
 ]

@@ -40,6 +40,7 @@ OUTCOME_LABELS = {
     "ip_not_allowed": "Address not allowed",
     "too_many_failures": "Too many failures (locked out)",
     "invalid_scope": "Scope not granted",
+    "secret_too_old": "Secret past the maximum age",
     "insufficient_scope": "Permission missing",
 }
 AGENT_LENGTH = 200

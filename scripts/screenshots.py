@@ -153,6 +153,15 @@ def seed_usage_and_alerts(tenant, alice, soar, now):
         events=["client.secret_reset", "client.secret_rotated", "client.deleted"],
         actor=alice,
     )
+    from apiclients.policies import policy_update
+
+    policy_update(
+        tenant=tenant,
+        actor=alice,
+        max_secret_age_days=180,
+        secret_age_grace_days=30,
+        max_token_lifetime=600,
+    )
     hr = ApiClient.objects.get(name="HR offboarding sync")
     api_client_reset_secret(client=hr, actor=alice, source_ip="192.0.2.10")
     alerts.check(now)
@@ -263,6 +272,8 @@ def shoot(base: str, out: Path, width: int):
             page.screenshot(path=out / f"{user}-usage-log.png")
             page.goto("/administration/alerts/")
             page.screenshot(path=out / f"{user}-alerts.png", full_page=True)
+            page.goto("/administration/policies/")
+            page.screenshot(path=out / f"{user}-policies.png", full_page=True)
             if user == "alice":
                 page.goto(lst + "?q=SOAR")
                 row = page.locator("tbody tr").first

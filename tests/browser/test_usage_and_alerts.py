@@ -130,3 +130,31 @@ def test_an_auditor_reads_usage_and_alerts_and_changes_nothing(
     expect(page.get_by_role("button", name="Send test event")).to_have_count(0)
     expect(page.get_by_role("button", name="Remove")).to_have_count(0)
     expect(page.get_by_role("button", name="Add destination")).to_have_count(0)
+
+
+def test_an_admin_sets_a_policy_and_sees_who_breaks_it(page, sign_in, make_api_client):
+    make_api_client("Open to all")
+    sign_in("alice")
+    page.get_by_role("link", name="Policies").click()
+    expect(page.get_by_role("heading", name="Policies", exact=True)).to_be_visible()
+    page.get_by_label("IP restriction required on new and edited clients").check()
+    page.get_by_label("Maximum token lifetime (seconds)").fill("300")
+    page.get_by_role("button", name="Save policies").click()
+    expect(page.get_by_text("Policies saved")).to_be_visible()
+    violations = page.locator("table.policy-violations")
+    expect(violations).to_contain_text("Open to all")
+    expect(violations).to_contain_text("IP restriction required")
+    expect(page.get_by_label("Maximum token lifetime (seconds)")).to_have_value("300")
+
+
+def test_an_auditor_reads_policies_and_cannot_save(page, sign_in, bob, acme, alice):
+    from apiclients.policies import policy_update
+
+    policy_update(tenant=acme, actor=alice, require_expiry_days=30)
+    sign_in("bob")
+    page.get_by_role("link", name="Policies").click()
+    expect(page.get_by_label("New and edited clients must expire within (days)")).to_have_value(
+        "30"
+    )
+    expect(page.get_by_label("New and edited clients must expire within (days)")).to_be_disabled()
+    expect(page.get_by_role("button", name="Save policies")).to_have_count(0)
