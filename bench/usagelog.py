@@ -139,6 +139,7 @@ def main():
         for name, rs in runs.items()
     }
     counted_on = sum(r["requests"] for r in runs["on"])
+    print(f"load average {bench.load_average()} (1/5/15 min)")
     print(
         f"database {args.db}, concurrency {args.concurrency}, {args.rounds} rounds of {per_round}s"
     )
