@@ -154,6 +154,7 @@ class AuditAction(models.TextChoices):
     TOKEN_FAILED = "token.failed", "Token request failed"
     LOCKED_OUT = "client.locked_out", "Locked out"
     LOCKOUT_LIFTED = "client.lockout_lifted", "Lockout lifted"
+    POLICY_CHANGED = "tenant.policy_changed", "Policies changed"
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -201,3 +202,148 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only")
+
+
+class UsageLogEntry(models.Model):
+    """Requests of a client at the token, introspection and revocation
+    endpoints, aggregated per minute, source address, user agent, endpoint,
+    outcome and scopes (`key` is a digest of those five). Counted in each
+    process and written in batches (apiclients.usagelog), never once per
+    request."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="usage_log")
+    minute = models.DateTimeField()
+    key = models.CharField(max_length=32)
+    # "" when the address could not be told (a trusted proxy wrote "unknown").
+    source_ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+    endpoint = models.CharField(max_length=16)
+    # "ok", or the reason a request was refused (oauth.clients).
+    outcome = models.CharField(max_length=32)
+    scopes = models.TextField(blank=True)
+    count = models.PositiveIntegerField(default=0)
+    # The latest request of the row, to the second: "last used".
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "client", "minute", "key", name="usagelogentry_client_minute_key_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["client", "-minute"], name="usagelog_client_minute"),
+            models.Index(fields=["minute"], name="usagelog_minute"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.minute} {self.source_ip} {self.outcome}: {self.count}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "ok"
+
+
+class AlertEvent(models.TextChoices):
+    EXPIRING = "client.expiring", "Client expiring soon"
+    ROTATION_DUE = "client.secret_rotation_due", "Secret due for rotation"
+    UNUSED = "client.unused", "Client unused"
+    LOCKED_OUT = "client.locked_out", "Client locked out"
+    SECRET_RESET = "client.secret_reset", "Secret reset"
+    SECRET_ROTATED = "client.secret_rotated", "Secret rotated"
+    DELETED = "client.deleted", "Client deleted"
+    TEST = "test", "Test event"
+
+
+class AlertDestination(models.Model):
+    """Where a tenant's alerts go: an email address, or a webhook URL whose
+    deliveries are signed with a secret shown once (kept encrypted, since
+    signing needs it: apiclients.alerts)."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Webhook"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alert_destinations")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    target = models.CharField(max_length=500)
+    events = models.JSONField(default=list)
+    encrypted_secret = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "tenant", "kind", "target", name="alertdestination_tenant_target_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target}"
+
+
+class AlertDelivery(models.Model):
+    """One event for one destination: `event_key` names the event (the same
+    event found again makes no second row), so each is delivered at least
+    once and never twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    destination = models.ForeignKey(
+        AlertDestination, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_key = models.CharField(max_length=200)
+    event = models.CharField(max_length=40, choices=AlertEvent.choices)
+    # The event's own ID, sent to the receiver (Webhook-Id), the same on every attempt.
+    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "destination", "event_key", name="alertdelivery_destination_event_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="alertdelivery_due"),
+            models.Index(fields=["tenant", "-created_at"], name="alertdelivery_tenant_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_key} -> {self.destination_id}: {self.status}"
+
+
+class TenantPolicy(models.Model):
+    """A tenant's rules for its API clients (apiclients.policies); a blank
+    value is no rule."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="policy")
+    # Secrets older than this are flagged; with a grace period, they stop
+    # working that many days later.
+    max_secret_age_days = models.PositiveIntegerField(null=True, blank=True)
+    secret_age_grace_days = models.PositiveIntegerField(null=True, blank=True)
+    # New and edited clients must expire within this many days.
+    require_expiry_days = models.PositiveIntegerField(null=True, blank=True)
+    require_ip_restriction = models.BooleanField(default=False)
+    # Seconds; tokens never live longer.
+    max_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"Policy of {self.tenant_id}"

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apiclients import secrets
+from apiclients import policies, secrets
 from apiclients.catalog import normalize_grants
 from apiclients.models import ApiClient, AuditAction, AuditEvent, Tenant
 from oauth import clientcache, throttle
@@ -73,6 +73,8 @@ def api_client_create(
     actor,
     source_ip: str | None = None,
 ) -> tuple[ApiClient, str]:
+    # Tenant policies (an expiry, an IP restriction) hold for every caller.
+    policies.check_client(tenant=tenant, ip_allowlist=ip_allowlist, expires_at=expires_at)
     secret = secrets.new_secret()
     client = ApiClient(
         tenant=tenant,
@@ -149,6 +151,12 @@ def api_client_update(
             }
             if not diff:
                 return current
+            policies.check_client(
+                tenant=current.tenant,
+                ip_allowlist=changes.get("ip_allowlist", current.ip_allowlist),
+                expires_at=changes.get("expires_at", current.expires_at),
+                only=set(diff),
+            )
             for field, value in changes.items():
                 setattr(current, field, value)
             current.updated_by = actor

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apiclients import views
+from apiclients import alert_views, policy_views, usage_views, views
 
 app_name = "apiclients"
 
@@ -31,4 +31,31 @@ urlpatterns = [
     ),
     path("administration/audit-log/", views.audit_log, name="audit_log"),
     path("administration/audit-log/export.csv", views.audit_log_export, name="audit_log_export"),
+]
+
+# Who used a client, from where (apiclients.usagelog).
+urlpatterns += [
+    path(f"{CLIENTS}<str:client_id>/usage/", usage_views.usage_log, name="usage_log"),
+    path(
+        f"{CLIENTS}<str:client_id>/usage/export.csv",
+        usage_views.usage_log_export,
+        name="usage_log_export",
+    ),
+]
+
+# Administration > Alerts (apiclients.alerts).
+urlpatterns += [
+    path("administration/alerts/", alert_views.alerts_page, name="alerts"),
+    path("administration/alerts/add/", alert_views.destination_add, name="alert_add"),
+    path(
+        "administration/alerts/<int:pk>/delete/",
+        alert_views.destination_delete,
+        name="alert_delete",
+    ),
+    path("administration/alerts/<int:pk>/test/", alert_views.destination_test, name="alert_test"),
+]
+
+# Administration > Policies (apiclients.policies).
+urlpatterns += [
+    path("administration/policies/", policy_views.policies_page, name="policies"),
 ]

@@ -71,10 +71,12 @@ def flush() -> None:
         return
     try:
         with transaction.atomic():
-            for client_pk, at in redeemed.items():
+            # Rows in one order in every process: two processes writing at
+            # once then wait for each other rather than deadlock.
+            for client_pk, at in sorted(redeemed.items()):
                 # update(), not save(): "last modified" stays as it is.
                 ApiClient.objects.filter(pk=client_pk).update(last_redeemed_at=at)
-            for (client_pk, day), n in counts.items():
+            for (client_pk, day), n in sorted(counts.items()):
                 _add(client_pk, day, n)
         with pending.lock:
             pending.written.update(redeemed)

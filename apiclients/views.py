@@ -41,6 +41,7 @@ from apiclients.forms import (
 )
 from apiclients.lockouts import active_lockouts
 from apiclients.models import ApiClient, AuditEvent
+from apiclients.policies import PolicyViolation
 from apiclients.roles import console_admin, console_reader, source_ip
 from config import redis
 
@@ -84,6 +85,10 @@ LIST_FIELDS = (
     "previous_secret_digest",
     "previous_secret_expires_at",
 )
+
+
+# A tenant policy's refusal, shown at the form field it is about.
+_POLICY_FIELDS = {"ip_allowlist": "ip_mode", "expires_at": "expires_on"}
 
 
 def _htmx(request: HttpRequest) -> bool:
@@ -393,6 +398,8 @@ def client_create(request: HttpRequest) -> HttpResponse:
             )
         except services.NameTaken:
             form.add_name_taken_error()
+        except PolicyViolation as exc:
+            form.add_error(_POLICY_FIELDS[exc.field], exc.message)
         else:
             return _reveal(
                 request, client, secret, dialog_id="create-api-client", title="API client created"
@@ -457,6 +464,8 @@ def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
                 form = EditApiClientForm(data, tenant=request.tenant, instance=conflict)
             except services.NameTaken:
                 form.add_name_taken_error()
+            except PolicyViolation as exc:
+                form.add_error(_POLICY_FIELDS[exc.field], exc.message)
             except ApiClient.DoesNotExist as exc:
                 raise Http404("The API client was deleted") from exc
             else:

@@ -32,12 +32,13 @@ logger_class = "config.gunicorn_logging.AccessLogWithoutSecrets"
 
 def worker_exit(server, worker):
     # Last redeemed and token counts a worker has not written yet
-    # (apiclients.usage) and audit events kept during a database outage
-    # (oauth.spool) go out before it exits, so a restart or a scale-down
-    # loses none; its lease is given up (oauth.coherence).
-    from apiclients import usage
+    # (apiclients.usage), its usage log rows (apiclients.usagelog) and audit
+    # events kept during a database outage (oauth.spool) go out before it
+    # exits, so a restart or a scale-down loses none; its lease is given up (oauth.coherence).
+    from apiclients import usage, usagelog
     from oauth import coherence, spool
 
     coherence.shutdown()
     usage.flush()
+    usagelog.flush()
     spool.drain()

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_q",
     "apiclients",
     "oauth",
 ]
@@ -235,6 +236,52 @@ OAUTH = {
     # Changes made outside the app (SQL by hand) are not announced: rows are
     # reloaded at least this often (seconds).
     "CLIENT_CACHE_MAX_AGE": env.float("OAUTH_CLIENT_CACHE_MAX_AGE", default=30.0),
+    # Each client's requests by minute, address, user agent and outcome
+    # (apiclients.usagelog), counted in the process and written with the
+    # token counts.
+    "USAGE_LOG": env.bool("OAUTH_USAGE_LOG", default=True),
+}
+
+# Days the usage log keeps its rows; `manage.py prune_usage_log` (and the
+# job runner, daily) deletes older ones.
+USAGE_LOG_RETENTION_DAYS = env.int("USAGE_LOG_RETENTION_DAYS", default=90)
+
+# Alerts (apiclients.alerts). Email through Django's backends, configured by
+# one URL: consolemail:// (printed, the default), smtp://user:pw@host:587,
+# smtp+tls://..., smtp+ssl://...
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="API Clients <alerts@localhost>")
+# Seconds an SMTP connection or command may take.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# Seconds a webhook call may take (connect, and each read).
+ALERT_HTTP_TIMEOUT = env.int("ALERT_HTTP_TIMEOUT", default=5)
+# A failed delivery is retried after this many seconds, doubled each time,
+# up to ALERT_MAX_ATTEMPTS attempts in all.
+ALERT_RETRY_BASE_SECONDS = env.int("ALERT_RETRY_BASE_SECONDS", default=30)
+ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=8)
+# A client with no token for this many days is "unused".
+ALERT_UNUSED_DAYS = env.int("ALERT_UNUSED_DAYS", default=90)
+
+# The job runner (django-q2, over the database: apiclients.tasks). A task
+# not acknowledged within JOBS_RETRY seconds (its worker died) is run again.
+# A delivery is claimed for ALERT_CLAIM_SECONDS: a worker that dies holding
+# it leaves it to be sent again after that.
+ALERT_CLAIM_SECONDS = ALERT_HTTP_TIMEOUT + EMAIL_TIMEOUT + 5
+JOBS_TIMEOUT = ALERT_CLAIM_SECONDS + 10
+Q_CLUSTER = {
+    "name": "apiclients",
+    "orm": "default",
+    "workers": env.int("JOBS_WORKERS", default=1),
+    "timeout": JOBS_TIMEOUT,
+    "retry": env.int("JOBS_RETRY", default=JOBS_TIMEOUT + 5),
+    # Tasks that raised are done with: deliveries keep their own retries.
+    "ack_failures": True,
+    "max_attempts": 5,
+    # Missed runs of a periodic check are not run once each on restart.
+    "catch_up": False,
+    "poll": env.float("JOBS_POLL", default=1.0),
+    "save_limit": 200,
+    "label": "Jobs",
 }
 
 LOGGING = {

@@ -91,6 +91,21 @@ def client_changed(client_id: str) -> None:
     coherence.publish("client", client_id)
 
 
+def _tenant_forget(tenant_id: str) -> None:
+    memory = _memory
+    with memory.lock:
+        memory.epoch += 1
+        for client_id, record in list(memory.clients.items()):
+            if str(record.tenant_id) == tenant_id:
+                memory.clients.pop(client_id, None)
+
+
+def tenant_changed(tenant_id: str) -> None:
+    """In the transaction that changes what every client of the tenant
+    carries in its record (its policy: apiclients.policies)."""
+    coherence.publish("tenant", tenant_id)
+
+
 # Revoked tokens ------------------------------------------------------------------
 
 
@@ -173,5 +188,6 @@ def users_changed(tenant_id) -> None:
 
 
 coherence.register("client", apply=_client_forget, reset=_reset)
+coherence.register("tenant", apply=_tenant_forget, reset=lambda: None)
 coherence.register("revoke", apply=_revoked_learn, reset=lambda: None)
 coherence.register("users", apply=_users_forget, reset=lambda: None)

@@ -21,7 +21,7 @@ from django.db.models import Exists
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from apiclients import secrets
+from apiclients import policies, secrets
 from apiclients.models import ApiClient, AuditAction
 from oauth import clientcache, spool, throttle
 from oauth.errors import ClientAuthFailed, invalid_client
@@ -57,6 +57,10 @@ class ClientRecord:
     ip_allowlist: tuple[str, ...]
     expires_at: datetime | None
     last_redeemed_at: datetime | None
+    # From the tenant's policy (apiclients.policies), read with the row:
+    # when the secret stops working, and the longest a token may live.
+    secret_stops_at: datetime | None = None
+    max_token_lifetime: int | None = None
 
     def previous_secret_live(self, now: datetime) -> bool:
         return bool(
@@ -76,7 +80,17 @@ class ClientRecord:
         return generation == self.secret_generation - 1 and self.previous_secret_live(now)
 
 
-_COLUMNS = list(ClientRecord.__dataclass_fields__)
+_POLICY = ("secret_stops_at", "max_token_lifetime")
+_FIELDS = [f.name for f in ClientRecord.__dataclass_fields__.values() if f.name not in _POLICY]
+_COLUMNS = [
+    *_FIELDS,
+    "created_at",
+    "secret_reset_at",
+    "tenant__policy__max_secret_age_days",
+    "tenant__policy__secret_age_grace_days",
+    "tenant__policy__max_token_lifetime",
+]
+_READ = len(_COLUMNS)
 
 
 def client_record(client_id: str) -> ClientRecord | None:
@@ -104,7 +118,10 @@ def client_and_revocation(
     row = rows.values_list(*columns).first()
     if row is None:
         return None, False
-    values = dict(zip(_COLUMNS, row, strict=False))
+    values = dict(zip(_FIELDS, row, strict=False))
+    created_at, reset_at, max_age, grace, max_lifetime = row[len(_FIELDS) : _READ]
+    values["secret_stops_at"] = policies.secret_stops_at(reset_at or created_at, max_age, grace)
+    values["max_token_lifetime"] = max_lifetime
     values["grants"] = tuple(values["grants"] or ())
     values["ip_allowlist"] = tuple(map(str, values["ip_allowlist"] or ()))
     record = ClientRecord(**values)
@@ -179,6 +196,9 @@ def _verify(client: ClientRecord, secret: str, address: str | None) -> tuple[str
         return "inactive", generation
     if client.is_expired(now):
         return "expired", generation
+    if client.secret_stops_at is not None and client.secret_stops_at <= now:
+        # The tenant's maximum secret age, and its grace period, are over.
+        return "secret_too_old", generation
     if not ip_allowed(client.ip_allowlist, address):
         # Refused as invalid_client rather than a 403: a 403 would tell
         # whoever holds a stolen secret that it is right and only their

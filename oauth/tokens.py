@@ -97,6 +97,9 @@ def token_issue(*, client: ClientRecord, generation: int, scopes: list[str]) -> 
         ends.append(int(client.expires_at.timestamp()))
     if generation != client.secret_generation and client.previous_secret_expires_at:
         ends.append(int(client.previous_secret_expires_at.timestamp()))
+    # Nor the tenant's maximum token lifetime (apiclients.policies).
+    if client.max_token_lifetime:
+        ends.append(now + client.max_token_lifetime)
     lifetime = max(1, min(ends) - now)
     scope = " ".join(scopes)
     claims = {

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 
-from apiclients import usage
+from apiclients import usage, usagelog
 from apiclients.catalog import GRANTABLE_APIS
 from config.proxies import client_address
 from oauth import keys, spool, throttle
@@ -55,7 +55,47 @@ def _refused(request: HttpRequest, error: OAuthError, endpoint: str) -> JsonResp
     if not isinstance(error, ClientAuthFailed):
         return error.response()
     address = _remote_addr(request)
-    return error.response(then=lambda: failure_audit(error, endpoint=endpoint, source_ip=address))
+    due = error.client is not None and usagelog.record(
+        request,
+        client_pk=error.client.pk,
+        endpoint=endpoint,
+        outcome=error.reason,
+        now=timezone.now(),
+    )
+
+    def then():
+        failure_audit(error, endpoint=endpoint, source_ip=address)
+        if due:
+            usagelog.flush()
+
+    return error.response(then=then)
+
+
+def _used(request: HttpRequest, auth: Authenticated, endpoint: str, scopes: str = "") -> list:
+    """Counts a served request in the usage log: the work to do after the
+    response (the log's pending rows, when due)."""
+    due = usagelog.record(
+        request,
+        client_pk=auth.client.pk,
+        endpoint=endpoint,
+        outcome=usagelog.OK,
+        scopes=scopes,
+        now=timezone.now(),
+    )
+    return [usagelog.flush] if due else []
+
+
+def _answer(body: dict, headers: dict, after: list) -> JsonResponse:
+    if spool.pending():
+        after = [*after, spool.drain]
+    if not after:
+        return JsonResponse(body, headers=headers)
+
+    def then():
+        for work in after:
+            work()
+
+    return JsonResponseThen(body, headers=headers, then=then)
 
 
 def _audited(error: OAuthError, auth: Authenticated) -> ClientAuthFailed:
@@ -101,10 +141,8 @@ def token(request: HttpRequest) -> JsonResponse:
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     }
-    headers = {**NO_STORE, **auth.rate_headers}
-    if spool.pending():
-        return JsonResponseThen(body, headers=headers, then=spool.drain)
-    return JsonResponse(body, headers=headers)
+    after = _used(request, auth, "token", issued.scope)
+    return _answer(body, {**NO_STORE, **auth.rate_headers}, after)
 
 
 @csrf_exempt
@@ -121,7 +159,7 @@ def introspect(request: HttpRequest) -> JsonResponse:
     except OAuthError as exc:
         return _refused(request, _audited(exc, auth), "introspect")
     result = token_introspect(token=params["token"], tenant_id=auth.client.tenant_id)
-    return JsonResponse(result, headers={**NO_STORE, **auth.rate_headers})
+    return _answer(result, {**NO_STORE, **auth.rate_headers}, _used(request, auth, "introspect"))
 
 
 @csrf_exempt
@@ -138,7 +176,7 @@ def revoke(request: HttpRequest) -> JsonResponse:
     ):
         logger.info("Client %s revoked a token", auth.client.client_id)
     # RFC 7009 2.2: 200 whether or not there was anything to revoke.
-    return JsonResponse({}, headers={**NO_STORE, **auth.rate_headers})
+    return _answer({}, {**NO_STORE, **auth.rate_headers}, _used(request, auth, "revoke"))
 
 
 _PUBLIC = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}

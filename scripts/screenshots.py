@@ -139,6 +139,74 @@ def seed():
         api_client_create(
             tenant=tenant, name=f"Integration {n:02d}", grants=["alerts:read"], actor=alice
         )
+    seed_usage_and_alerts(tenant, alice, soar, now)
+
+
+def seed_usage_and_alerts(tenant, alice, soar, now):
+    import datetime as dt
+
+    from apiclients import alerts
+    from apiclients.models import AlertDelivery, ApiClient, UsageLogEntry
+    from apiclients.services import api_client_reset_secret
+
+    callers = [
+        ("203.0.113.7", "python-requests/2.32.3", "ok", 40),
+        ("203.0.113.7", "python-requests/2.32.3", "ok", 12),
+        ("203.0.113.8", "Go-http-client/2.0", "ok", 5),
+        ("198.51.100.23", "curl/8.5.0", "wrong_secret", 3),
+        ("198.51.100.23", "curl/8.5.0", "ip_not_allowed", 1),
+    ]
+    for i, (ip, agent, outcome, count) in enumerate(callers):
+        minute = (now - dt.timedelta(minutes=3 + 47 * i)).replace(second=0, microsecond=0)
+        UsageLogEntry.objects.create(
+            client=soar,
+            minute=minute,
+            key=f"demo{i}",
+            source_ip=ip,
+            user_agent=agent,
+            endpoint="token",
+            outcome=outcome,
+            scopes="alerts:read alerts:write" if outcome == "ok" else "",
+            count=count,
+            last_at=minute + dt.timedelta(seconds=20),
+        )
+    email, _ = alerts.destination_create(
+        tenant=tenant,
+        kind="email",
+        target="secops@example.com",
+        events=["client.expiring", "client.deleted", "client.locked_out"],
+        actor=alice,
+    )
+    hook, _ = alerts.destination_create(
+        tenant=tenant,
+        kind="webhook",
+        target="https://hooks.example.com/api-clients",
+        events=["client.secret_reset", "client.secret_rotated", "client.deleted"],
+        actor=alice,
+    )
+    from apiclients.policies import policy_update
+
+    policy_update(
+        tenant=tenant,
+        actor=alice,
+        max_secret_age_days=180,
+        secret_age_grace_days=30,
+        max_token_lifetime=600,
+    )
+    hr = ApiClient.objects.get(name="HR offboarding sync")
+    api_client_reset_secret(client=hr, actor=alice, source_ip="192.0.2.10")
+    alerts.check(now)
+    for i, delivery in enumerate(AlertDelivery.objects.order_by("pk")):
+        if i % 3 == 0:
+            AlertDelivery.objects.filter(pk=delivery.pk).update(
+                status="delivered", attempts=1, delivered_at=now
+            )
+        elif i % 3 == 1:
+            AlertDelivery.objects.filter(pk=delivery.pk).update(
+                attempts=2,
+                next_attempt_at=now + dt.timedelta(seconds=60),
+                last_error="RuntimeError: the receiver answered HTTP 503",
+            )
 
 
 def main():
@@ -249,6 +317,15 @@ def shoot(base: str, out: Path, width: int, dark: bool = False):
             page.screenshot(path=out / f"{user}-audit-log-full.png", full_page=True)
             page.goto("/administration/audit-log/?action=token.failed")
             page.screenshot(path=out / f"{user}-audit-log-failures.png")
+            page.goto(lst + "?q=SOAR")
+            page.get_by_role("link", name="SOAR playbooks").click()
+            page.get_by_role("link", name="Open the full usage log").click()
+            page.locator("table.usage-table").wait_for()
+            page.screenshot(path=out / f"{user}-usage-log.png")
+            page.goto("/administration/alerts/")
+            page.screenshot(path=out / f"{user}-alerts.png", full_page=True)
+            page.goto("/administration/policies/")
+            page.screenshot(path=out / f"{user}-policies.png", full_page=True)
             if user == "alice":
                 page.goto(lst + "?q=SOAR")
                 row = page.locator("tbody tr").first
@@ -294,6 +371,13 @@ def shoot(base: str, out: Path, width: int, dark: bool = False):
                 dialog.get_by_role("button", name="Save").click()
                 dialog.get_by_text("This is the only time").wait_for()
                 page.screenshot(path=out / "alice-reveal.png")
+                page.goto("/administration/alerts/")
+                page.get_by_role("radio", name="Webhook").check()
+                page.get_by_label("Email address or webhook URL").fill(
+                    "https://siem.example.com/in"
+                )
+                page.get_by_role("button", name="Add destination").click()
+                page.screenshot(path=out / "alice-alerts-webhook-secret.png")
             else:
                 page.goto(lst + "new/")
                 page.screenshot(path=out / "bob-403.png")

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
-from apiclients import usage
+from apiclients import usage, usagelog
 from apiclients.accounts import user_create
 from apiclients.models import Role, Tenant
 from apiclients.services import api_client_create
@@ -27,6 +27,7 @@ def _forget_everything():
     throttle.clear()
     cache.clear()
     usage.clear()  # token counts not yet written
+    usagelog.clear()
     redis.breaker().close()
     if connection.vendor == "postgresql":
         database_breaker().close()

@@ -97,8 +97,9 @@ def test_the_drawer_costs_a_fixed_number_of_queries(
 ):
     client, _ = make_api_client()
     # session, user, membership, client with its creator and updater, the
-    # daily token counts, the lockouts in force
-    with django_assert_max_num_queries(6):
+    # daily token counts, the lockouts in force, the last use and the
+    # usage by address and outcome
+    with django_assert_max_num_queries(8):
         alice_client.get(detail_url(client), headers=HTMX)
 
 

@@ -525,7 +525,14 @@ def test_a_token_costs_one_select_and_last_redeemed_one_update_per_interval(clie
         CaptureQueriesContext(connection) as later,
     ):
         assert post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=auth).status_code == 200
-    assert _writes(later) == ["SELECT", "UPDATE", "UPDATE tokendailycount"]
+    # With the usage log's rows of the interval (apiclients.usagelog), after
+    # the response: the clients still there, then a row per minute, address,
+    # agent and outcome (an UPDATE, or the first INSERT of its minute).
+    assert _writes(later)[:3] == ["SELECT", "UPDATE", "UPDATE tokendailycount"]
+    assert _writes(later)[3:] in (
+        ["SELECT", "UPDATE usagelogentry", "INSERT usagelogentry"],
+        ["SELECT", "UPDATE usagelogentry"],
+    )
 
 
 def _writes(captured) -> list[str]:
@@ -535,7 +542,8 @@ def _writes(captured) -> list[str]:
         verb = q["sql"].split()[0]
         if verb in ("SAVEPOINT", "RELEASE"):
             continue
-        names.append(f"{verb} tokendailycount" if "tokendailycount" in q["sql"] else verb)
+        table = next((t for t in ("tokendailycount", "usagelogentry") if t in q["sql"]), None)
+        names.append(f"{verb} {table}" if table else verb)
     return names
 
 
