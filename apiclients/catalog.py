@@ -26,6 +26,11 @@ APIS: tuple[Api, ...] = (
     Api("agents", "Agents"),
     Api("alert-rules", "Alert Rules", note="Rules in the Developer Portal"),
     Api("alerts", "Alerts"),
+    Api(
+        "api-clients",
+        "API Clients",
+        note="Manage API clients through the management API; only an admin can grant it",
+    ),
     Api("audit-log", "Audit Log", write=False),
     Api("cases", "Cases"),
     Api("customer", "Customer", grantable=False),
@@ -49,6 +54,12 @@ APIS: tuple[Api, ...] = (
 # The grant that lets a client use the introspection endpoint (RFC 7662 2.1:
 # the endpoint needs an authorization of its own, not only authentication).
 INTROSPECTION_SCOPE = "introspection:read"
+# The management API (apiclients.api). Only a person (an admin's personal
+# access token, or the console) may grant these: a client holding them could
+# otherwise mint peers that outlive its own revocation.
+API_CLIENTS_READ = "api-clients:read"
+API_CLIENTS_WRITE = "api-clients:write"
+ADMIN_ONLY_SCOPES = frozenset({API_CLIENTS_READ, API_CLIENTS_WRITE})
 
 GRANTABLE_APIS: tuple[Api, ...] = tuple(api for api in APIS if api.grantable)
 ALL_SCOPES: frozenset[str] = frozenset(s for api in GRANTABLE_APIS for s in api.scopes)

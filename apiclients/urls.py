@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apiclients import views
+from apiclients import token_views, views
 
 app_name = "apiclients"
 
@@ -26,4 +26,10 @@ urlpatterns = [
     path(f"{CLIENTS}<str:client_id>/delete/", views.client_delete, name="delete"),
     path("administration/audit-log/", views.audit_log, name="audit_log"),
     path("administration/audit-log/export.csv", views.audit_log_export, name="audit_log_export"),
+    path("account/tokens/", token_views.access_tokens, name="access_tokens"),
+    path(
+        "account/tokens/<int:pk>/revoke/",
+        token_views.access_token_revoke_view,
+        name="access_token_revoke",
+    ),
 ]

@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # The management API's OpenAPI document and Swagger UI (its static files).
+    "ninja",
     "apiclients",
     "oauth",
 ]
@@ -232,6 +234,10 @@ OAUTH = {
     # reloaded at least this often (seconds).
     "CLIENT_CACHE_MAX_AGE": env.float("OAUTH_CLIENT_CACHE_MAX_AGE", default=30.0),
 }
+
+# The management API (/v1/api-clients, /graphql): requests per minute per
+# caller (a personal access token's user, or an API client); 0 turns it off.
+MANAGEMENT_API_RATE_LIMIT = env.int("MANAGEMENT_API_RATE_LIMIT", default=300)
 
 LOGGING = {
     "version": 1,

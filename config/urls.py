@@ -1,7 +1,11 @@
 from django.urls import include, path
 
+from apiclients.api.rest import api
+
 urlpatterns = [
     path("", include("oauth.urls")),
+    # The management API, its OpenAPI document and Swagger UI.
+    path("v1/", api.urls),
     path("", include("apiclients.urls")),
     path("accounts/", include("apiclients.auth_urls")),
 ]
