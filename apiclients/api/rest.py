@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from ninja import Field, NinjaAPI, Query, Schema, Status
+from ninja import Field, NinjaAPI, Query, Schema, Status, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security.http import HttpAuthBase
 
@@ -93,6 +93,7 @@ api = ManagementApi(
     ),
     urls_namespace="mgmt",
     auth=BearerCaller(),
+    docs=Swagger(settings={"persistAuthorization": True}),
 )
 
 
@@ -241,7 +242,29 @@ class ListFilters(Schema):
     cursor: str | None = None
 
 
-_ERRORS = {401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 429: ProblemOut}
+_ERRORS = {
+    400: ProblemOut,
+    401: ProblemOut,
+    403: ProblemOut,
+    404: ProblemOut,
+    422: ProblemOut,
+    429: ProblemOut,
+}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "description": "The ETag of the API client as you read it",
+    "schema": {"type": "string"},
+}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "description": (
+        "Any unique value (a UUID): a retry with the same key is refused with 409 instead of "
+        "minting a second secret"
+    ),
+    "schema": {"type": "string", "maxLength": 255},
+}
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -339,7 +362,7 @@ def _secret_response(response: HttpResponse, client: ApiClient, secret: str) -> 
 
 @api.get(
     "/api-clients",
-    response={200: ApiClientPage, 400: ProblemOut, **_ERRORS},
+    response={200: ApiClientPage, **_ERRORS},
     summary="List API clients",
     tags=["API clients"],
 )
@@ -370,8 +393,9 @@ def list_clients(request: HttpRequest, filters: Query[ListFilters]):
 
 @api.post(
     "/api-clients",
-    response={201: SecretOut, 409: ProblemOut, 422: ProblemOut, 400: ProblemOut, **_ERRORS},
+    response={201: SecretOut, 409: ProblemOut, **_ERRORS},
     summary="Create an API client",
+    openapi_extra={"parameters": [_IDEMPOTENCY_KEY]},
     tags=["API clients"],
 )
 def create_client(request: HttpRequest, payload: ApiClientCreate, response: HttpResponse):
@@ -422,8 +446,9 @@ def read_client(request: HttpRequest, client_id: str, response: HttpResponse):
 
 @api.patch(
     "/api-clients/{client_id}",
-    response={200: ApiClientOut, 412: ProblemOut, 422: ProblemOut, 428: ProblemOut, **_ERRORS},
+    response={200: ApiClientOut, 412: ProblemOut, 428: ProblemOut, **_ERRORS},
     summary="Update an API client",
+    openapi_extra={"parameters": [_IF_MATCH]},
     tags=["API clients"],
 )
 def update_client(
@@ -477,6 +502,7 @@ def update_client(
     "/api-clients/{client_id}",
     response={204: None, 412: ProblemOut, **_ERRORS},
     summary="Delete an API client",
+    openapi_extra={"parameters": [_IF_MATCH]},
     tags=["API clients"],
 )
 def delete_client(request: HttpRequest, client_id: str):
@@ -493,8 +519,9 @@ def delete_client(request: HttpRequest, client_id: str):
 
 @api.post(
     "/api-clients/{client_id}/rotate-secret",
-    response={200: SecretOut, 409: ProblemOut, 422: ProblemOut, 400: ProblemOut, **_ERRORS},
+    response={200: SecretOut, 409: ProblemOut, **_ERRORS},
     summary="Rotate the secret, keeping the old one working for an overlap",
+    openapi_extra={"parameters": [_IDEMPOTENCY_KEY]},
     tags=["API clients"],
 )
 def rotate_secret(request: HttpRequest, client_id: str, payload: RotateIn, response: HttpResponse):
@@ -532,8 +559,9 @@ def revoke_previous_secret(request: HttpRequest, client_id: str, response: HttpR
 
 @api.post(
     "/api-clients/{client_id}/reset-secret",
-    response={200: SecretOut, 409: ProblemOut, 422: ProblemOut, 400: ProblemOut, **_ERRORS},
+    response={200: SecretOut, 409: ProblemOut, **_ERRORS},
     summary="Reset the secret: the old one and its tokens stop at once",
+    openapi_extra={"parameters": [_IDEMPOTENCY_KEY]},
     tags=["API clients"],
 )
 def reset_secret(request: HttpRequest, client_id: str, response: HttpResponse):
