@@ -39,7 +39,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
 
-class BearerCaller(HttpAuthBase):
+class BearerToken(HttpAuthBase):
     """`Authorization: Bearer`: a personal access token or an API client's
     access token (apiclients.api.callers)."""
 
@@ -92,7 +92,7 @@ api = ManagementApi(
         "granted **API Clients** (read, or read/write). Errors are RFC 9457 problem details."
     ),
     urls_namespace="mgmt",
-    auth=BearerCaller(),
+    auth=BearerToken(),
     docs=Swagger(settings={"persistAuthorization": True}),
 )
 

@@ -94,7 +94,7 @@ def extra_paths() -> tuple[dict, dict]:
                 "summary": "The tenant's console users",
                 "tags": ["Bearer APIs"],
                 "description": "Needs the users:read scope.",
-                "security": [{"BearerCaller": []}],
+                "security": [{"BearerToken": []}],
                 "parameters": [
                     {"name": "active", "in": "query", "schema": {"type": "boolean"}},
                     {"name": "blocked", "in": "query", "schema": {"type": "boolean"}},
@@ -133,7 +133,7 @@ def extra_paths() -> tuple[dict, dict]:
                 "summary": "The tenant's audit log, newest first",
                 "tags": ["Bearer APIs"],
                 "description": "Needs the audit-log:read scope.",
-                "security": [{"BearerCaller": []}],
+                "security": [{"BearerToken": []}],
                 "parameters": [
                     _PAGE_SIZE,
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
