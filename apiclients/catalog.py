@@ -82,3 +82,86 @@ def permission_rows(grants) -> list[dict]:
         }
         for api in GRANTABLE_APIS
     ]
+
+
+# Roles for clients: named presets that expand to grants, with the role IDs
+# of the Taegis documentation so that its scripts run unchanged. A client's
+# scopes are its explicit grants and the grants of its live roles (an
+# assignment may expire; oauth.clients checks that at every use).
+
+
+@dataclass(frozen=True)
+class RolePreset:
+    id: str
+    label: str
+    # As the Taegis API names it (role_name, and roles in camelCase).
+    name: str
+    grants: frozenset[str]
+    description: str = ""
+
+    @property
+    def camel_name(self) -> str:
+        return self.name[0].lower() + self.name[1:]
+
+
+def _reads(*keys: str) -> set[str]:
+    return {f"{key}:read" for key in keys}
+
+
+def _writes(*keys: str) -> set[str]:
+    return {f"{key}:write" for key in keys}
+
+
+_ANALYST = _reads(
+    "actors",
+    "agents",
+    "alert-rules",
+    "alerts",
+    "cases",
+    "data-preferences",
+    "departments",
+    "devices",
+    "directory-groups",
+    "file-events",
+    "sessions",
+    "users",
+    "watchlists",
+)
+ROLES: tuple[RolePreset, ...] = (
+    RolePreset(
+        "ba0fdcbd-e87d-4bdd-ae7d-ca6118b25068",
+        "Admin",
+        "TenantAdmin",
+        frozenset(s for s in ALL_SCOPES if s != INTROSPECTION_SCOPE),
+        "Every permission, including managing API clients",
+    ),
+    RolePreset(
+        "a4903f9f-465b-478f-a24e-82fa2e129d2e",
+        "Analyst",
+        "TenantAnalyst",
+        frozenset(_ANALYST),
+        "Reads every investigation API",
+    ),
+    RolePreset(
+        "a72dace7-4536-4dbc-947d-015a8eb65f4d",
+        "Responder",
+        "TenantResponder",
+        frozenset(
+            _ANALYST | _writes("agents", "alerts", "cases", "devices", "sessions", "watchlists")
+        ),
+        "An analyst who also acts on alerts, cases, sessions, devices and watchlists",
+    ),
+    RolePreset(
+        "ace1cae4-59fd-4fd1-9500-40077dc529a7",
+        "Auditor",
+        "TenantAuditor",
+        frozenset(
+            _reads("audit-log", "users", "alert-rules", "data-preferences") | {API_CLIENTS_READ}
+        ),
+        "Reads the audit log, users, rules and the API clients; changes nothing",
+    ),
+)
+ROLES_BY_ID: dict[str, RolePreset] = {role.id: role for role in ROLES}
+# The role a client created through the Taegis createClient mutation gets
+# when none is named, as that documentation says.
+DEFAULT_GRAPHQL_ROLE = "a4903f9f-465b-478f-a24e-82fa2e129d2e"

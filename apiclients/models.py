@@ -79,6 +79,13 @@ class ApiClient(models.Model):
     # The client may rotate its own secret through the management API (a
     # pipeline renewing its credential); only an admin turns this on.
     allow_self_rotation = models.BooleanField(default=False)
+    # Roles for clients (catalog.ROLES): [{"id", "role_id", "expires_at"}].
+    # Their grants join the explicit ones while the assignment lasts
+    # (apiclients.client_roles). Kept on the row so that loading a client for
+    # a token stays one query.
+    role_assignments = models.JSONField(default=list, blank=True)
+    # The UUID the Taegis GraphQL API calls a client's `id`.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
 
     objects = ApiClientQuerySet.as_manager()
 

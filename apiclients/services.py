@@ -87,9 +87,11 @@ def api_client_create(
     is_active: bool = True,
     expires_at: datetime | None = None,
     allow_self_rotation: bool = False,
+    role_assignments: list[dict] = (),
     actor,
     source_ip: str | None = None,
 ) -> tuple[ApiClient, str]:
+    """`role_assignments` as apiclients.client_roles.assignments_for makes them."""
     secret = secrets.new_secret()
     client = ApiClient(
         tenant=tenant,
@@ -101,6 +103,7 @@ def api_client_create(
         is_active=is_active,
         expires_at=expires_at,
         allow_self_rotation=allow_self_rotation,
+        role_assignments=list(role_assignments),
         created_by=_actor_user(actor),
         updated_by=_actor_user(actor),
     )
@@ -120,6 +123,7 @@ def api_client_create(
                     "status": client.status_label,
                     **({"expires_at": expires_at.isoformat()} if expires_at else {}),
                     **({"allow_self_rotation": True} if allow_self_rotation else {}),
+                    **({"roles": client.role_assignments} if client.role_assignments else {}),
                 },
             )
     except IntegrityError as exc:
@@ -138,6 +142,7 @@ _EDITABLE = (
     "is_active",
     "expires_at",
     "allow_self_rotation",
+    "role_assignments",
 )
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from apiclients import secrets
+from apiclients.client_roles import live_grants, role_grants
 from apiclients.models import ApiClient, AuditAction
 from oauth import clientcache, spool, throttle
 from oauth.errors import ClientAuthFailed, invalid_client
@@ -57,6 +58,15 @@ class ClientRecord:
     ip_allowlist: tuple[str, ...]
     expires_at: datetime | None
     last_redeemed_at: datetime | None
+    # (grant, until) from the client's roles, computed when it was loaded;
+    # effective_grants() asks which are still live.
+    role_grants: tuple[tuple[str, datetime | None], ...] = ()
+
+    def effective_grants(self, now: datetime) -> list[str]:
+        """Explicit grants and those of the roles not expired at `now`."""
+        if not self.role_grants:
+            return list(self.grants)
+        return live_grants(self.grants, self.role_grants, now)
 
     def previous_secret_live(self, now: datetime) -> bool:
         return bool(
@@ -76,8 +86,10 @@ class ClientRecord:
         return generation == self.secret_generation - 1 and self.previous_secret_live(now)
 
 
-_FIELDS = [f.name for f in ClientRecord.__dataclass_fields__.values()]
-_COLUMNS = ["pk" if name == "pk" else name for name in _FIELDS]
+_FIELDS = [
+    f.name for f in ClientRecord.__dataclass_fields__.values() if f.name != "role_grants"
+] + ["role_assignments"]
+_COLUMNS = _FIELDS  # values_list() names
 
 
 def client_record(client_id: str) -> ClientRecord | None:
@@ -108,6 +120,7 @@ def client_and_revocation(
     values = dict(zip(_FIELDS, row, strict=False))
     values["grants"] = tuple(values["grants"] or ())
     values["ip_allowlist"] = tuple(map(str, values["ip_allowlist"] or ()))
+    values["role_grants"] = role_grants(values.pop("role_assignments"))
     record = ClientRecord(**values)
     clientcache.client_keep(client_id, record, epoch)
     return record, jti is not None and row[-1]

@@ -15,6 +15,7 @@
 from apiclients.api.callers import Caller, require_write
 from apiclients.api.problems import Problem
 from apiclients.catalog import ADMIN_ONLY_SCOPES
+from apiclients.client_roles import client_effective_grants
 from apiclients.models import ApiClient
 
 
@@ -53,7 +54,7 @@ def check_manage(caller: Caller, client: ApiClient) -> None:
             "A client cannot change, reset or delete itself; ask an admin. "
             "(It may rotate its own secret when an admin allowed it.)",
         )
-    beyond = set(client.grants) - caller.held
+    beyond = set(client_effective_grants(client)) - caller.held
     if beyond:
         raise Problem(
             403,

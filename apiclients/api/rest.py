@@ -28,6 +28,14 @@ from apiclients.api import guards, idempotency, validation
 from apiclients.api.callers import Caller, caller_authenticate, require_read, require_write
 from apiclients.api.problems import PROBLEM_JSON, Problem, not_found
 from apiclients.api.spec import extra_paths
+from apiclients.catalog import ROLES
+from apiclients.client_roles import (
+    InvalidRoles,
+    assignments_for,
+    assignments_view,
+    client_effective_grants,
+    role_grants,
+)
 from apiclients.models import ApiClient
 from apiclients.roles import source_ip
 
@@ -167,12 +175,40 @@ class ProblemOut(Schema):
     detail: str
 
 
+RoleId = Literal[tuple(role.id for role in ROLES)]  # type: ignore[valid-type]
+
+
+class RoleAssignmentIn(Schema):
+    roleId: RoleId = Field(description="A role's ID (GET /v1/roles)")
+    expiresAt: datetime | None = Field(None, description="Optional: when the role stops")
+
+
+class RoleAssignmentOut(Schema):
+    id: str
+    roleId: str
+    roleName: str
+    expiresAt: datetime | None
+    live: bool = Field(description="False once it has expired")
+
+
+class RoleOut(Schema):
+    id: str
+    name: str
+    label: str
+    description: str
+    permissions: list[str]
+
+
 class ApiClientOut(Schema):
     clientId: str
     name: str
     description: str
     status: Literal["active", "inactive"]
-    permissions: list[str]
+    permissions: list[str] = Field(description="The explicit grants")
+    roles: list[RoleAssignmentOut]
+    effectivePermissions: list[str] = Field(
+        description="What its tokens may carry now: the explicit grants and those of live roles"
+    )
     ipAllowlist: list[str]
     expiresOn: date | None
     allowSelfRotation: bool
@@ -214,6 +250,7 @@ class ApiClientCreate(Schema):
     allowSelfRotation: bool = Field(
         False, description="The client may rotate its own secret (admins only)"
     )
+    roles: list[RoleAssignmentIn] = Field(default_factory=list)
 
 
 class ApiClientUpdate(Schema):
@@ -224,6 +261,7 @@ class ApiClientUpdate(Schema):
     status: Literal["active", "inactive"] | None = None
     expiresOn: date | None = None
     allowSelfRotation: bool | None = None
+    roles: list[RoleAssignmentIn] | None = None
 
 
 class RotateIn(Schema):
@@ -235,6 +273,7 @@ class RotateIn(Schema):
 class ListFilters(Schema):
     search: str = Field("", description="Part of a name or client ID")
     status: Literal["active", "inactive"] | None = None
+    role: RoleId | None = Field(None, description="Clients holding this role")
     filter: Literal[tuple(k for k in hygiene.FILTERS if k)] | None = Field(  # type: ignore[valid-type]
         None, description="One of the console's hygiene filters"
     )
@@ -270,6 +309,20 @@ _IDEMPOTENCY_KEY = {
 # -- helpers -------------------------------------------------------------------------
 
 
+def _assignments(roles, current=()) -> list[dict]:
+    try:
+        return assignments_for(
+            [(role["roleId"], role.get("expiresAt")) for role in roles], current=list(current)
+        )
+    except InvalidRoles as exc:
+        raise Problem(422, str(exc), errors=[{"field": "roles", "message": str(exc)}]) from None
+
+
+def _all_grants(grants, assignments) -> set[str]:
+    """Every grant these would give, expiring or not."""
+    return set(grants) | {grant for grant, _ in role_grants(assignments)}
+
+
 def _etag(client: ApiClient) -> str:
     return f'"{client.version}"'
 
@@ -281,6 +334,17 @@ def client_json(client: ApiClient) -> dict:
         "description": client.description,
         "status": "active" if client.is_active else "inactive",
         "permissions": list(client.grants),
+        "roles": [
+            {
+                "id": a["id"],
+                "roleId": a["role"].id,
+                "roleName": a["role"].label,
+                "expiresAt": a["expires_at"],
+                "live": a["live"],
+            }
+            for a in assignments_view(client.role_assignments)
+        ],
+        "effectivePermissions": client_effective_grants(client),
         "ipAllowlist": list(client.ip_allowlist),
         "expiresOn": validation.expires_on_date(client.expires_at),
         "allowSelfRotation": client.allow_self_rotation,
@@ -376,6 +440,9 @@ def list_clients(request: HttpRequest, filters: Query[ListFilters]):
         clients = clients.filter(Q(name__icontains=search) | Q(client_id__icontains=search))
     if filters.status:
         clients = clients.filter(is_active=filters.status == "active")
+    if filters.role:
+        # Role IDs are UUIDs of the catalog: matched in the stored JSON.
+        clients = clients.filter(role_assignments__icontains=f'"{filters.role}"')
     if filters.filter:
         clients = hygiene.apply_filter(clients, filters.filter, timezone.now())
     if filters.cursor:
@@ -407,9 +474,13 @@ def create_client(request: HttpRequest, payload: ApiClientCreate, response: Http
     with transaction.atomic():
         # First: a retry is answered as a retry, whatever has changed since.
         entry = idempotency.claim(request, caller, "POST /v1/api-clients")
-        arguments = validation.create_arguments(tenant=caller.tenant, values=payload.model_dump())
+        values = payload.model_dump()
+        arguments = validation.create_arguments(tenant=caller.tenant, values=values)
+        arguments["role_assignments"] = _assignments(values["roles"])
         guards.check_grants(
-            caller, arguments["grants"], allow_self_rotation=payload.allowSelfRotation
+            caller,
+            _all_grants(arguments["grants"], arguments["role_assignments"]),
+            allow_self_rotation=payload.allowSelfRotation,
         )
         try:
             client, secret = services.api_client_create(
@@ -575,3 +646,23 @@ def reset_secret(request: HttpRequest, client_id: str, response: HttpResponse):
         )
         idempotency.record(entry, client.client_id)
     return _secret_response(response, _reloaded(updated), secret)
+
+
+@api.get(
+    "/roles",
+    response={200: list[RoleOut], **_ERRORS},
+    summary="The roles a client can be given",
+    tags=["API clients"],
+)
+def list_roles(request: HttpRequest):
+    require_read(request.auth)
+    return [
+        {
+            "id": role.id,
+            "name": role.name,
+            "label": role.label,
+            "description": role.description,
+            "permissions": sorted(role.grants),
+        }
+        for role in ROLES
+    ]

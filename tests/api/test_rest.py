@@ -306,3 +306,64 @@ def test_access_tokens_are_caught_like_secrets():
     assert contains_secret(f"Bearer {raw}")
     assert raw not in redact(f"token={raw}")
     assert "acpat_[withheld]" in redact(f"token={raw}")
+
+
+# Roles -----------------------------------------------------------------------------
+
+ANALYST = "a4903f9f-465b-478f-a24e-82fa2e129d2e"
+RESPONDER = "a72dace7-4536-4dbc-947d-015a8eb65f4d"
+
+
+@pytest.mark.django_db
+def test_a_role_gives_its_permissions_until_it_expires(client, alice_token, bearer):
+    from oauth.clients import client_record
+    from oauth.tokens import token_issue, token_principal, token_scopes
+
+    soon = (timezone.now() + timedelta(hours=1)).isoformat()
+    r = _post(
+        client,
+        URL,
+        {
+            "name": "Triage",
+            "permissions": ["audit-log:read"],
+            "roles": [{"roleId": ANALYST, "expiresAt": soon}],
+        },
+        bearer(alice_token),
+    )
+    assert r.status_code == 201
+    created = r.json()["client"]
+    assert created["roles"][0]["roleName"] == "Analyst"
+    assert "alerts:read" in created["effectivePermissions"]
+    assert created["permissions"] == ["audit-log:read"]
+
+    record = client_record(created["clientId"])
+    scopes = token_scopes(record, None)
+    assert "alerts:read" in scopes and "audit-log:read" in scopes
+    token = token_issue(client=record, generation=1, scopes=scopes).access_token
+    assert "alerts:read" in token_principal(token).scopes
+
+    # The assignment ends: the same token loses the role's scopes at its next use.
+    stored = ApiClient.objects.get(client_id=created["clientId"])
+    stored.role_assignments[0]["expires_at"] = (timezone.now() - timedelta(seconds=1)).isoformat()
+    ApiClient.objects.filter(pk=stored.pk).update(role_assignments=stored.role_assignments)
+    principal = token_principal(token)
+    assert "alerts:read" not in principal.scopes
+    assert "audit-log:read" in principal.scopes
+    listed = client.get(URL, {"role": ANALYST}, **bearer(alice_token)).json()["items"]
+    assert [c["name"] for c in listed] == ["Triage"]
+    assert listed[0]["roles"][0]["live"] is False
+
+
+@pytest.mark.django_db
+def test_a_client_cannot_give_a_role_beyond_its_grants(client, client_token, bearer):
+    _, token = client_token(grants=["api-clients:write", "users:read"])
+    r = _post(client, URL, {"name": "Responder", "roles": [{"roleId": RESPONDER}]}, bearer(token))
+    assert r.status_code == 403
+    r = _post(client, URL, {"name": "Bad role", "roles": [{"roleId": "nope"}]}, bearer(token))
+    assert r.status_code == 422
+
+
+@pytest.mark.django_db
+def test_roles_are_listed(client, alice_token, bearer):
+    roles = client.get("/v1/roles", **bearer(alice_token)).json()
+    assert [r["label"] for r in roles] == ["Admin", "Analyst", "Responder", "Auditor"]
