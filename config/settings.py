@@ -238,6 +238,8 @@ OAUTH = {
 # The management API (/v1/api-clients, /graphql): requests per minute per
 # caller (a personal access token's user, or an API client); 0 turns it off.
 MANAGEMENT_API_RATE_LIMIT = env.int("MANAGEMENT_API_RATE_LIMIT", default=300)
+# What the Taegis GraphQL operations report as a client's `environment`.
+ENVIRONMENT_NAME = env.str("ENVIRONMENT_NAME", default="production")
 
 LOGGING = {
     "version": 1,
