@@ -109,6 +109,13 @@ class ApiClient(models.Model):
     def status_label(self) -> str:
         return "Active" if self.is_active else "Inactive"
 
+    @property
+    def roles_view(self) -> list[dict]:
+        """Its role assignments with their roles, for display."""
+        from apiclients.client_roles import assignments_view
+
+        return assignments_view(self.role_assignments)
+
     def set_secret(self, secret: str) -> None:
         self.secret_digest = secrets.digest(secret)
 

@@ -70,7 +70,10 @@ def create_arguments(*, tenant: Tenant, values: dict) -> dict:
     form = ApiClientForm(form_data(values), tenant=tenant)
     if not form.is_valid():
         raise invalid(form)
-    return form.service_arguments()
+    arguments = form.service_arguments()
+    # Given apart, behind its own guard (apiclients.api.guards).
+    arguments.pop("allow_self_rotation")
+    return arguments
 
 
 def update_arguments(*, client: ApiClient, changes: dict) -> dict:
