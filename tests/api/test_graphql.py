@@ -77,3 +77,15 @@ def test_bad_arguments_are_errors_not_500s(client, alice_token):
     assert r.json()["errors"][0]["message"] == "Enter a name for the API client."
     r = _graphql(client, alice_token, "{ nonsense }")
     assert r.status_code == 400 or r.json()["errors"]
+
+
+@pytest.mark.django_db
+def test_asking_for_another_tenants_clients_finds_nothing(
+    client, alice_token, dave, make_api_client
+):
+    make_api_client("Acme job")
+    query = "query q($t: ID) { clients(tenantID: $t) { client_id } }"
+    theirs = str(dave.membership.tenant_id)
+    assert _graphql(client, alice_token, query, {"t": theirs}).json()["data"]["clients"] == []
+    mine = _graphql(client, alice_token, query, {"t": None}).json()["data"]["clients"]
+    assert len(mine) == 1

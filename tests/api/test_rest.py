@@ -367,3 +367,51 @@ def test_a_client_cannot_give_a_role_beyond_its_grants(client, client_token, bea
 def test_roles_are_listed(client, alice_token, bearer):
     roles = client.get("/v1/roles", **bearer(alice_token)).json()
     assert [r["label"] for r in roles] == ["Admin", "Analyst", "Responder", "Auditor"]
+
+
+# Wire conventions --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_over_the_rate_limit_is_a_429_with_the_token_endpoints_headers(
+    client, alice_token, bearer, settings
+):
+    settings.MANAGEMENT_API_RATE_LIMIT = 2
+    assert client.get(URL, **bearer(alice_token))["RateLimit-Remaining"] == "1"
+    assert client.get(URL, **bearer(alice_token)).status_code == 200
+    r = client.get(URL, **bearer(alice_token))
+    assert r.status_code == 429
+    assert r["Content-Type"] == "application/problem+json"
+    assert int(r["Retry-After"]) > 0
+    assert r["RateLimit-Limit"] == "2"
+
+
+@pytest.mark.django_db
+def test_a_retried_rotation_is_refused_and_the_secret_not_changed_twice(
+    client, alice_token, bearer, make_api_client
+):
+    api_client, _ = make_api_client("Pipeline")
+    headers = bearer(alice_token, HTTP_IDEMPOTENCY_KEY="rotate-2026-12-01")
+    url = f"{URL}/{api_client.client_id}/rotate-secret"
+    first = _post(client, url, {"overlap": "1h"}, headers)
+    assert first.status_code == 200
+    retry = _post(client, url, {"overlap": "1h"}, headers)
+    assert retry.status_code == 409
+    assert "shown once" in retry.json()["detail"]
+    api_client.refresh_from_db()
+    assert api_client.check_secret(first.json()["clientSecret"])
+    assert api_client.secret_generation == 2
+
+
+@pytest.mark.django_db
+def test_the_openapi_document_describes_every_api_an_integration_calls(client):
+    doc = client.get("/v1/openapi.json").json()
+    assert doc["openapi"] == "3.1.0"
+    for path in ("/v1/api-clients", "/v1/api-clients/{client_id}", "/v1/oauth", "/v1/users"):
+        assert path in doc["paths"], path
+    patch = doc["paths"]["/v1/api-clients/{client_id}"]["patch"]
+    assert "application/problem+json" in patch["responses"]["412"]["content"]
+    assert any(p["name"] == "If-Match" for p in patch["parameters"])
+    docs = client.get("/v1/docs")
+    assert docs.status_code == 200
+    assert "/static/ninja/swagger-ui-bundle.js" in docs.content.decode()
