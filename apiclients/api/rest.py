@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from datetime import UTC, date, datetime
+from functools import wraps
 from typing import Literal
 
 from django.db import DatabaseError, transaction
@@ -103,6 +104,29 @@ api = ManagementApi(
     auth=BearerToken(),
     docs=Swagger(settings={"persistAuthorization": True}),
 )
+
+
+def management_urls():
+    """The API's URL patterns; a wrong method is a problem too (405 with
+    Allow), not the framework's plain-text page."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        pattern.callback = _method_problem(pattern.callback)
+    return patterns, app_name, namespace
+
+
+def _method_problem(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and "problem" not in response.get("Content-Type", ""):
+            allowed = response.get("Allow", "")
+            return Problem(405, f"Use {allowed}.", headers={"Allow": allowed}).response(
+                request.path
+            )
+        return response
+
+    return wrapper
 
 
 # -- errors --------------------------------------------------------------------------

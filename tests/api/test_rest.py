@@ -415,3 +415,11 @@ def test_the_openapi_document_describes_every_api_an_integration_calls(client):
     docs = client.get("/v1/docs")
     assert docs.status_code == 200
     assert "/static/ninja/swagger-ui-bundle.js" in docs.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_wrong_method_is_a_problem_too(client, alice_token, bearer):
+    r = client.put(URL, **bearer(alice_token))
+    assert r.status_code == 405
+    assert r["Content-Type"] == "application/problem+json"
+    assert set(r["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
