@@ -4,8 +4,11 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 
+from django.db.models import Q
+from django.utils.dateparse import parse_datetime
+
 from apiclients.catalog import APIS
-from apiclients.models import AuditEvent
+from apiclients.models import AuditAction, AuditEvent
 
 FIELD_LABELS = {
     "name": "Name",
@@ -15,6 +18,17 @@ FIELD_LABELS = {
     "is_active": "Status",
     "status": "Status",
     "reason": "Reason",
+    "suppressed_failures": "Failed requests counted here, not listed one by one",
+}
+# Why the token endpoint refused a request (oauth), in words.
+REASONS = {
+    "unknown_client": "unknown client ID",
+    "invalid_client": "client authentication failed",
+    "wrong_secret": "wrong secret",
+    "inactive": "the client is inactive",
+    "expired": "the client has expired",
+    "ip_not_allowed": "address not in the IP restriction",
+    "too_many_failures": "locked out after too many failures",
 }
 _API_LABELS = {api.key: api.label for api in APIS}
 
@@ -45,6 +59,8 @@ def value_text(field: str, value) -> str:
         return ", ".join(str(v) for v in value) or "none"
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
+    if field == "reason" and value in REASONS:
+        return f"{REASONS[value]} ({value})"
     return str(value)
 
 
@@ -76,9 +92,16 @@ def _change(field: str, old, new) -> str:
     return f"{label}: “{value_text(field, old)}” → “{value_text(field, new)}”"
 
 
-def describe(event: AuditEvent) -> list[str]:
-    """One readable line per fact in the event's details."""
+def describe(event: AuditEvent, *, hide_suppressed: bool = False) -> list[str]:
+    """One readable line per fact in the event's details. `hide_suppressed`
+    leaves out the count of aggregated failures, for a page that says it in
+    a sentence of its own (failure_bursts)."""
     details = event.details or {}
+    if event.action == AuditAction.LOCKED_OUT:
+        return [_lockout(event, details)]
+    if event.action == AuditAction.LOCKOUT_LIFTED:
+        address = details.get("address")
+        return [f"Failures {f'from {address}' if address else 'from anywhere'} count afresh"]
     lines = []
     changes = details.get("changes")
     if isinstance(changes, dict):
@@ -88,11 +111,53 @@ def describe(event: AuditEvent) -> list[str]:
             else:
                 lines.append(f"{FIELD_LABELS.get(field, field)}: {value_text(field, pair)}")
     for key, value in details.items():
-        if key == "changes":
+        if key == "changes" or (key == "suppressed_failures" and hide_suppressed):
             continue
         label = FIELD_LABELS.get(key, key.replace("_", " ").capitalize())
         lines.append(f"{label}: {value_text(key, value)}")
     return lines
+
+
+def _lockout(event: AuditEvent, details: dict) -> str:
+    where = "from several addresses" if details.get("from_anywhere") else f"from {event.source_ip}"
+    minutes = max(1, int(details.get("window_seconds") or 0) // 60)
+    until = parse_datetime(str(details.get("until", "")))
+    ends = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
+    return (
+        f"{details.get('failures')} failed attempts {where} in {minutes} minutes: failures "
+        f"answered “too many requests”{ends}; the correct secret still works"
+    )
+
+
+def failure_bursts(events) -> dict[int, dict]:
+    """Token failures are written at most once per client and address per
+    interval (oauth.throttle); an event with `suppressed_failures` also
+    stands for the failures since the previous event of that client and
+    address. For each such event on a page: how many requests it stands for
+    and since when, e.g. "12 failed requests from 198.51.100.7 between 10:31
+    and 10:40". One query per such event, at most a page of them."""
+    bursts = {}
+    for event in events:
+        if event.action != AuditAction.TOKEN_FAILED:
+            continue
+        suppressed = (event.details or {}).get("suppressed_failures")
+        if not isinstance(suppressed, int) or suppressed <= 0:
+            continue
+        previous = (
+            AuditEvent.objects.filter(
+                Q(created_at__lt=event.created_at)
+                | Q(created_at=event.created_at, id__lt=event.id),
+                tenant_id=event.tenant_id,
+                action=AuditAction.TOKEN_FAILED,
+                client_id=event.client_id,
+                source_ip=event.source_ip,
+            )
+            .order_by("-created_at", "-id")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        bursts[event.pk] = {"count": suppressed + 1, "since": previous}
+    return bursts
 
 
 # CSV export. Spreadsheet apps execute cells that start with these characters

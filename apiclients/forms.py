@@ -8,8 +8,8 @@ from datetime import date, datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from apiclients import services
-from apiclients.catalog import GRANTABLE_APIS, permission_rows
+from apiclients import services, sudo
+from apiclients.catalog import GRANTABLE_APIS, normalize_grants, permission_rows
 from apiclients.models import ApiClient, AuditAction, Tenant
 
 MAX_IP_ENTRIES = 100
@@ -25,6 +25,34 @@ GRANT_CHOICES = [
     (scope, f"{api.label} {scope.rsplit(':', 1)[1]}")
     for api in GRANTABLE_APIS
     for scope in api.scopes
+]
+
+# Presets of the permission matrix (app.js fills the boxes; the admin can
+# change any box after). The roles are Secureworks Taegis XDR's client roles
+# mapped onto this catalog.
+_READ_ALL = [f"{api.key}:read" for api in GRANTABLE_APIS]
+_INVESTIGATE = ["alerts:write", "cases:write"]
+PRESETS = [
+    ("read-all", "Read everything", "Read on every API, write on none", _READ_ALL),
+    (
+        "admin",
+        "Admin",
+        "Read and write on every API",
+        [s for a in GRANTABLE_APIS for s in a.scopes],
+    ),
+    ("analyst", "Analyst", "Read everything; work alerts and cases", _READ_ALL + _INVESTIGATE),
+    (
+        "responder",
+        "Responder",
+        "Read everything; act on alerts, cases, devices and watchlists",
+        _READ_ALL + _INVESTIGATE + ["devices:write", "watchlists:write"],
+    ),
+    (
+        "auditor",
+        "Auditor",
+        "Read the audit log, alerts, cases and file events",
+        ["audit-log:read", "alerts:read", "cases:read", "file-events:read"],
+    ),
 ]
 
 _SEPARATORS = re.compile(r"[\s,;]+")
@@ -263,6 +291,12 @@ class ApiClientForm(forms.Form):
     def permission_matrix(self) -> list[dict]:
         return permission_rows(self.selected_grants())
 
+    def presets(self) -> list[dict]:
+        return [
+            {"key": key, "label": label, "title": title, "grants": " ".join(normalize_grants(g))}
+            for key, label, title, g in PRESETS
+        ]
+
     def current(self, field: str) -> str:
         value = self[field].value()
         return "" if value is None else str(value)
@@ -282,11 +316,105 @@ class EditApiClientForm(ApiClientForm):
     )
 
 
+# A client that got a token this recently is taken to be in use: deleting it
+# asks for its name to be typed.
+RECENT_USE = timedelta(hours=24)
+
+
+class SudoForm(forms.Form):
+    """A destructive action on a credential: asks for the admin's password
+    unless sudo mode is on (apiclients.sudo)."""
+
+    password = forms.CharField(
+        label="Your password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(
+            attrs={"class": "input", "autocomplete": "current-password", "autofocus": True}
+        ),
+    )
+
+    def __init__(self, *args, request, **kwargs):
+        self.request = request
+        self.needs_password = not sudo.is_active(request)
+        super().__init__(*args, **kwargs)
+        if not self.needs_password:
+            del self.fields["password"]
+
+    def forget_confirmed_password(self) -> None:
+        """After a POST whose password was right but another field was not:
+        sudo mode is on now, so the form shown again asks for it no more."""
+        if "password" in self.fields and sudo.is_active(self.request):
+            del self.fields["password"]
+            self.needs_password = False
+
+    @property
+    def asks_nothing(self) -> bool:
+        """Nothing to type: the dialog focuses Cancel instead of a field."""
+        return "password" not in self.fields and "confirm_name" not in self.fields
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data.get("password", "")
+        minutes = sudo.throttled_minutes(self.request)
+        if minutes is not None:
+            raise forms.ValidationError(
+                f"Too many wrong passwords. Try again in {minutes} "
+                f"minute{'' if minutes == 1 else 's'}.",
+                code="throttled",
+            )
+        if not password:
+            raise forms.ValidationError("Enter your password to confirm.", code="required")
+        if not sudo.check_password(self.request, password):
+            raise forms.ValidationError(
+                "That is not your password. Enter the password you sign in with.",
+                code="wrong_password",
+            )
+        return ""  # never kept in cleaned_data
+
+
+class ResetSecretForm(SudoForm):
+    pass
+
+
+class DeleteForm(SudoForm):
+    confirm_name = forms.CharField(
+        label="Type the client's name to confirm",
+        required=False,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"class": "input", "autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
+
+    def __init__(self, *args, client: ApiClient, now: datetime, **kwargs):
+        self.client = client
+        super().__init__(*args, **kwargs)
+        last = client.last_redeemed_at
+        self.recently_used = last is not None and now - last < RECENT_USE
+        if self.recently_used:
+            # The name first: it is the check that makes the admin stop and read.
+            self.order_fields(["confirm_name", "password"])
+            if "password" in self.fields:
+                self.fields["password"].widget.attrs.pop("autofocus", None)
+            self.fields["confirm_name"].widget.attrs["autofocus"] = True
+        else:
+            del self.fields["confirm_name"]
+
+    def clean_confirm_name(self) -> str:
+        typed = self.cleaned_data.get("confirm_name", "")
+        if typed != self.client.name:
+            raise forms.ValidationError(
+                f"Type “{self.client.name}” exactly as shown to delete this client.",
+                code="name_mismatch",
+            )
+        return typed
+
+
 OVERLAP_CHOICES = [("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days")]
 OVERLAPS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 
 
-class RotateSecretForm(forms.Form):
+class RotateSecretForm(SudoForm):
     overlap = forms.ChoiceField(
         label="Keep the old secret working for",
         choices=OVERLAP_CHOICES,
@@ -295,9 +423,19 @@ class RotateSecretForm(forms.Form):
         error_messages={"invalid_choice": "Choose how long the old secret keeps working."},
     )
 
+    field_order = ["overlap", "password"]
+
     @property
     def grace(self) -> timedelta:
         return OVERLAPS[self.cleaned_data["overlap"]]
+
+
+class LiftLockoutForm(forms.Form):
+    # Empty: the lockout of the client from anywhere.
+    address = forms.GenericIPAddressField(
+        required=False,
+        error_messages={"invalid": "That is not an IP address: open the lockout from the drawer."},
+    )
 
 
 ACTION_CHOICES = [("", "All actions"), *AuditAction.choices]

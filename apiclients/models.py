@@ -169,6 +169,8 @@ class AuditAction(models.TextChoices):
     DEACTIVATED = "client.deactivated", "Deactivated"
     DELETED = "client.deleted", "Deleted"
     TOKEN_FAILED = "token.failed", "Token request failed"
+    LOCKED_OUT = "client.locked_out", "Locked out"
+    LOCKOUT_LIFTED = "client.lockout_lifted", "Lockout lifted"
     ACCESS_TOKEN_CREATED = "access_token.created", "Personal access token created"
     ACCESS_TOKEN_REVOKED = "access_token.revoked", "Personal access token revoked"
 

@@ -2,7 +2,7 @@
 
 `console_reader` and `console_admin` wrap every console view. They set
 `request.tenant` and `request.can_manage`; templates get the same answer as
-`can_manage` from the context processor.
+`can_manage` (and `can_read`) from the context processor.
 """
 
 from functools import wraps
@@ -77,8 +77,14 @@ console_admin = _gate(can_manage, needs_admin=True)
 def context_processor(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"can_manage": False, "membership": None}
-    return {"can_manage": can_manage(user), "membership": membership_of(user)}
+        return {"can_manage": False, "can_read": False, "membership": None}
+    # can_read decides whether the console's navigation is shown at all: a
+    # user without a role gets no links to pages that would refuse them.
+    return {
+        "can_manage": can_manage(user),
+        "can_read": can_read(user),
+        "membership": membership_of(user),
+    }
 
 
 def source_ip(request: HttpRequest) -> str | None:

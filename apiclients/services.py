@@ -15,7 +15,7 @@ from django.utils import timezone
 from apiclients import secrets
 from apiclients.catalog import normalize_grants
 from apiclients.models import ApiClient, AuditAction, AuditEvent, Tenant
-from oauth import clientcache
+from oauth import clientcache, throttle
 
 
 class NameTaken(Exception):
@@ -311,6 +311,23 @@ def api_client_revoke_previous_secret(
             client=current,
         )
     return current
+
+
+def api_client_lockout_lift(
+    *, client: ApiClient, address: str | None, actor, source_ip: str | None = None
+) -> None:
+    """Ends the client's lockout from `address` (and from anywhere): failures
+    from there are answered 401 again, and counted afresh. Raises one of
+    config.redis.ERRORS when the counters cannot be reached."""
+    throttle.lift(client_id=client.client_id, ip=address)
+    audit_record(
+        tenant=client.tenant,
+        action=AuditAction.LOCKOUT_LIFTED,
+        actor=_actor_label(actor),
+        source_ip=source_ip,
+        client=client,
+        details={"address": address},
+    )
 
 
 def api_client_delete(*, client: ApiClient, actor, source_ip: str | None = None) -> None:

@@ -80,46 +80,58 @@ def _known_key(user: str, ip: str) -> str:
     return f"login-known:{user}|{ip}"
 
 
+def _subjects(user: str, ip: str) -> dict[str, str]:
+    return {"pair": f"{user}|{ip}", "ip": ip, "user": user}
+
+
+def password_wait(user: str, ip: str) -> int | None:
+    """Seconds until a password may be tried for `user` (username_subject)
+    from `ip`, or None: it may be now. Nothing is counted. Without Redis,
+    None (and a warning): the password is still checked, with Argon2."""
+    limits, subjects = _limits(), _subjects(user, ip)
+    kinds = list(limits)
+    try:
+        outcomes = ratelimit.count_many(
+            [Count(limits[kind], subjects[kind], cost=0) for kind in kinds]
+        )
+        known = cache.get(_known_key(user, ip)) is not None
+    except redis.ERRORS as exc:
+        _cache_unavailable(exc)
+        return None
+    waits = [
+        outcome.reset_after
+        for kind, outcome in zip(kinds, outcomes, strict=True)
+        # count + 1 > limit: this attempt would be one failure too many.
+        if outcome.count >= outcome.limit.limit and not (known and kind in _WAIVED_WHEN_KNOWN)
+    ]
+    return max(waits) if waits else None
+
+
+def password_tried(user: str, ip: str, *, succeeded: bool) -> None:
+    """Counts a wrong password, or remembers the address of a right one."""
+    try:
+        if succeeded:
+            # Known here: refreshed on every sign-in.
+            days = settings.LOGIN_KNOWN_ADDRESS_DAYS
+            if days > 0 and ip != "unknown":
+                cache.set(_known_key(user, ip), 1, timeout=days * 86400)
+            return
+        limits, subjects = _limits(), _subjects(user, ip)
+        ratelimit.count_many([Count(limits[kind], subjects[kind]) for kind in limits])
+    except redis.ERRORS as exc:
+        _cache_unavailable(exc)
+
+
 class ThrottledAuthenticationForm(AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
         "throttled": "Too many failed sign-in attempts. Try again in %(minutes)s.",
     }
 
-    def _who(self) -> tuple[str, str]:
-        return (
-            username_subject(self.data.get("username") or ""),
-            source_ip(self.request) or "unknown",
-        )
-
-    def _subjects(self, user: str, ip: str) -> dict[str, str]:
-        return {"pair": f"{user}|{ip}", "ip": ip, "user": user}
-
-    def _wait(self, user: str, ip: str) -> int | None:
-        """Seconds until this attempt may be made, or None: it may be now.
-        Reads the counters and whether the user is known here in two round
-        trips; nothing is counted."""
-        limits, subjects = _limits(), self._subjects(user, ip)
-        kinds = list(limits)
-        outcomes = ratelimit.count_many(
-            [Count(limits[kind], subjects[kind], cost=0) for kind in kinds]
-        )
-        known = cache.get(_known_key(user, ip)) is not None
-        waits = [
-            outcome.reset_after
-            for kind, outcome in zip(kinds, outcomes, strict=True)
-            # count + 1 > limit: this attempt would be one failure too many.
-            if outcome.count >= outcome.limit.limit and not (known and kind in _WAIVED_WHEN_KNOWN)
-        ]
-        return max(waits) if waits else None
-
     def clean(self):
-        user, ip = self._who()
-        try:
-            wait = self._wait(user, ip)
-        except redis.ERRORS as exc:
-            _cache_unavailable(exc)
-            wait = None
+        user = username_subject(self.data.get("username") or "")
+        ip = source_ip(self.request) or "unknown"
+        wait = password_wait(user, ip)
         if wait is not None:
             logger.warning(
                 "Sign-in refused for %r from %s: too many failed attempts",
@@ -136,23 +148,10 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         try:
             cleaned = super().clean()
         except ValidationError:
-            self._record(user, ip, succeeded=False)
+            password_tried(user, ip, succeeded=False)
             raise
-        self._record(user, ip, succeeded=True)
+        password_tried(user, ip, succeeded=True)
         return cleaned
-
-    def _record(self, user: str, ip: str, *, succeeded: bool) -> None:
-        try:
-            if succeeded:
-                # Known here: refreshed on every sign-in.
-                days = settings.LOGIN_KNOWN_ADDRESS_DAYS
-                if days > 0 and ip != "unknown":
-                    cache.set(_known_key(user, ip), 1, timeout=days * 86400)
-                return
-            limits, subjects = _limits(), self._subjects(user, ip)
-            ratelimit.count_many([Count(limits[kind], subjects[kind]) for kind in limits])
-        except redis.ERRORS as exc:
-            _cache_unavailable(exc)
 
 
 class SignInView(auth_views.LoginView):

@@ -24,6 +24,11 @@ urlpatterns = [
         name="revoke_old_secret",
     ),
     path(f"{CLIENTS}<str:client_id>/delete/", views.client_delete, name="delete"),
+    path(
+        f"{CLIENTS}<str:client_id>/lift-lockout/",
+        views.client_lift_lockout,
+        name="lift_lockout",
+    ),
     path("administration/audit-log/", views.audit_log, name="audit_log"),
     path("administration/audit-log/export.csv", views.audit_log_export, name="audit_log_export"),
     path("account/tokens/", token_views.access_tokens, name="access_tokens"),

@@ -27,16 +27,22 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
-from apiclients import auditlog, charts, hygiene, services, usage
+from apiclients import auditlog, charts, hygiene, services, sudo, usage
 from apiclients.catalog import permission_rows
 from apiclients.forms import (
+    RECENT_USE,
     ApiClientForm,
     AuditLogFilterForm,
+    DeleteForm,
     EditApiClientForm,
+    LiftLockoutForm,
+    ResetSecretForm,
     RotateSecretForm,
 )
+from apiclients.lockouts import active_lockouts
 from apiclients.models import ApiClient, AuditEvent
 from apiclients.roles import console_admin, console_reader, source_ip
+from config import redis
 
 PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
@@ -54,6 +60,15 @@ SORTS = {
     "-last_redeemed": (F("last_redeemed_at").desc(nulls_last=True), "-pk"),
 }
 DEFAULT_SORT = "-created"
+# The sort menu of a phone, whose list hides the date columns.
+SORT_CHOICES = [
+    ("-created", "Newest first"),
+    ("created", "Oldest first"),
+    ("name", "Name, A to Z"),
+    ("-name", "Name, Z to A"),
+    ("-last_redeemed", "Last redeemed, latest first"),
+    ("last_redeemed", "Last redeemed, never first"),
+]
 SORT_LABELS = {"name": "name", "created": "date created", "last_redeemed": "last redeemed"}
 # Only what a row shows: touching any other field would cost a query per row.
 LIST_FIELDS = (
@@ -118,9 +133,9 @@ _MAX_OFFSET = 2**31
 
 def _page_with_total(queryset, per_page: int, number) -> Page:
     """Paginator(...).get_page(number), in one query instead of two: the rows
-    carry the total (COUNT(*) OVER ()). A search of 10,000 clients scans them
-    all, once for the count and once more for the page, 18 ms each on the
-    benchmark machine; with the total alongside, once. A page past the end
+    carry the total (COUNT(*) OVER ()). A search scans every client of the
+    tenant; with a separate count it would scan them twice (once for the
+    count, once for the page), with the total alongside once. A page past the end
     (or not a number) is the last (or first) page, as get_page() does, at
     the cost of the count after all."""
     try:
@@ -179,6 +194,8 @@ def _listing(request: HttpRequest, params=None) -> dict:
             "aria_sort": None,
             # Hidden beside an open drawer, which shows them.
             "secondary": key in ("modified", "client_id"),
+            # Hidden on a phone: the name cell shows status and client ID.
+            "wide": key in ("status", "created", "modified", "client_id"),
         }
         if key in SORT_LABELS:
             active = key == current_key
@@ -208,6 +225,7 @@ def _listing(request: HttpRequest, params=None) -> dict:
         "show_label": hygiene.FILTERS[show],
         "filters": hygiene.FILTERS,
         "sort": sort,
+        "sort_choices": SORT_CHOICES,
         "sort_label": SORT_LABELS[current_key],
         "sort_descending": descending,
         "columns": columns,
@@ -280,8 +298,11 @@ def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
         "drawer_title": client.name,
         "body_template": "apiclients/_detail.html",
         "close_url": _back_to_list_url(request),
-        "refresh_url": reverse("apiclients:detail", args=[client.client_id]),
-        "permissions": [row for row in permission_rows(client.grants) if row["read"]],
+        "drawer_refresh_url": reverse("apiclients:detail", args=[client.client_id]),
+        "permissions": [
+            row for row in permission_rows(client.grants) if row["read"] or row["write"]
+        ],
+        "lockouts": active_lockouts(client, now),
     }
     if _htmx(request):
         return render(request, "components/drawer.html", drawer)
@@ -473,26 +494,52 @@ def _conflict_author(request: HttpRequest, current: ApiClient) -> str:
     return current.updated_by.get_username() if current.updated_by else "Someone else"
 
 
+def _destructive(form, client: ApiClient) -> dict:
+    """What every reset, rotation and delete dialog shows: the client's last
+    use, and whether the password is asked (sudo mode)."""
+    form.forget_confirmed_password()
+    now = timezone.now()
+    last = client.last_redeemed_at
+    return {
+        "client": client,
+        "form": form,
+        "now": now,
+        "recently_used": last is not None and now - last < RECENT_USE,
+        "sudo_minutes": max(1, sudo.window_seconds() // 60),
+    }
+
+
+def _throttled(request: HttpRequest, form, response: HttpResponse) -> HttpResponse:
+    # Too many wrong passwords: a 429 for a page; an htmx form needs its 200
+    # to be swapped in, with the error inline.
+    if not _htmx(request) and form.has_error("password", "throttled"):
+        response.status_code = 429
+        response["Retry-After"] = str(settings.LOGIN_FAILURE_WINDOW)
+    return response
+
+
 @never_cache
 @console_admin
 @require_http_methods(["GET", "POST"])
 def client_reset_secret(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client_or_404(request, client_id)
-    if request.method == "POST":
+    form = ResetSecretForm(request.POST if request.method == "POST" else None, request=request)
+    if request.method == "POST" and form.is_valid():
         client, secret = services.api_client_reset_secret(
             client=client, actor=request.user, source_ip=source_ip(request)
         )
         return _reveal(request, client, secret, dialog_id="reset-api-secret", title="New secret")
-    return _dialog(
+    response = _dialog(
         request,
         dialog_id="reset-api-secret",
         title="Reset API secret",
         body="apiclients/_reset_confirm.html",
         context={
-            "client": client,
+            **_destructive(form, client),
             "action": reverse("apiclients:reset_secret", args=[client.client_id]),
         },
     )
+    return _throttled(request, form, response)
 
 
 @never_cache
@@ -500,7 +547,7 @@ def client_reset_secret(request: HttpRequest, client_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def client_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client_or_404(request, client_id)
-    form = RotateSecretForm(request.POST if request.method == "POST" else None)
+    form = RotateSecretForm(request.POST if request.method == "POST" else None, request=request)
     if request.method == "POST" and form.is_valid():
         client, secret = services.api_client_rotate_secret(
             client=client, grace=form.grace, actor=request.user, source_ip=source_ip(request)
@@ -513,18 +560,18 @@ def client_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
             title="New secret",
             old_secret_until=client.previous_secret_expires_at,
         )
-    return _dialog(
+    response = _dialog(
         request,
         dialog_id="rotate-api-secret",
         title="Rotate API secret",
         body="apiclients/_rotate_confirm.html",
         context={
-            "client": client,
-            "form": form,
+            **_destructive(form, client),
             "old_secret_live": client.previous_secret_live(timezone.now()),
             "action": reverse("apiclients:rotate_secret", args=[client.client_id]),
         },
     )
+    return _throttled(request, form, response)
 
 
 @console_admin
@@ -555,28 +602,83 @@ def client_revoke_old_secret(request: HttpRequest, client_id: str) -> HttpRespon
 
 @console_admin
 @require_http_methods(["GET", "POST"])
+def client_lift_lockout(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client_or_404(request, client_id)
+    form = LiftLockoutForm(request.POST or request.GET or None)
+    address = form.cleaned_data["address"] if form.is_valid() else None
+    error = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.api_client_lockout_lift(
+                client=client, address=address, actor=request.user, source_ip=source_ip(request)
+            )
+        except redis.ERRORS:
+            error = (
+                "The failure counters cannot be reached right now, so the lockout was not "
+                "lifted. It ends by itself at the time shown; try again in a moment."
+            )
+        else:
+            toast = f"Failures of “{client.name}” from {address or 'anywhere'} count afresh."
+            if _htmx(request):
+                return _dialog_done(request, toast=toast)
+            messages.success(request, toast)
+            return redirect("apiclients:detail", client_id=client.client_id)
+    return _dialog(
+        request,
+        dialog_id="lift-lockout",
+        title="Lift lockout",
+        body="apiclients/_lift_lockout_confirm.html",
+        context={
+            "client": client,
+            "form": form,
+            "address": address,
+            "error": error,
+            "action": reverse("apiclients:lift_lockout", args=[client.client_id]),
+        },
+    )
+
+
+@console_admin
+@require_http_methods(["GET", "POST"])
 def client_delete(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client_or_404(request, client_id)
-    if request.method == "POST":
+    form = DeleteForm(
+        request.POST if request.method == "POST" else None,
+        request=request,
+        client=client,
+        now=timezone.now(),
+    )
+    if request.method == "POST" and form.is_valid():
         services.api_client_delete(client=client, actor=request.user, source_ip=source_ip(request))
         toast = f"Deleted “{client.name}”."
         if _htmx(request):
             return _dialog_done(request, toast=toast, deleted=client.client_id)
         messages.success(request, toast)
         return redirect("apiclients:list")
-    return _dialog(
+    response = _dialog(
         request,
         dialog_id="delete-api-client",
         title="Delete API client",
         body="apiclients/_delete_confirm.html",
         context={
-            "client": client,
+            **_destructive(form, client),
             "action": reverse("apiclients:delete", args=[client.client_id]),
         },
     )
+    return _throttled(request, form, response)
 
 
 # -- audit log --------------------------------------------------------------
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0 and seconds >= 3600:
+        n, unit = seconds // 3600, "hour"
+    elif seconds % 60 == 0 and seconds >= 60:
+        n, unit = seconds // 60, "minute"
+    else:
+        n, unit = seconds, "second"
+    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 def _audit_events(request: HttpRequest, form: AuditLogFilterForm):
@@ -612,6 +714,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         return _audit_csv(request, events)
 
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    bursts = auditlog.failure_bursts(page.object_list)
+    for event in page.object_list:
+        event.burst = bursts.get(event.pk)
     filters = {k: v for k, v in request.GET.items() if k in ("client", "action") and v}
 
     def url(name, **extra):
@@ -632,6 +738,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         if page.has_next()
         else None,
         "results_id": AUDIT_RESULTS_ID,
+        "failure_interval": _duration(settings.OAUTH["AUDIT_FAILURE_INTERVAL"]),
     }
     if _htmx(request) and request.htmx.target == AUDIT_RESULTS_ID:
         return render(request, "auditlog/_results.html", context)

@@ -79,8 +79,19 @@ def peek(limit: Limit, subject: str) -> Outcome:
     return count_many([Count(limit, subject, 0)])[0]
 
 
+def clear(limit: Limit, subject: str) -> None:
+    """Forgets the counts of `subject` in the current and previous windows."""
+    now = time.time()
+    keys = [_key(limit, subject, at)[0] for at in (now, now - limit.window)]
+    if redis.client() is None:
+        cache.delete_many(keys)
+        return
+    with redis.breaker().calling():
+        redis.client().delete(*keys)
+
+
 def _ttl(window: int) -> int:
-    # Kept through the next window too, which may read it (Count.previous).
+    # Kept into the next window, so a late sync still finds it.
     return 2 * window + 1
 
 
@@ -93,13 +104,11 @@ def most_restrictive(outcomes: list[Outcome]) -> Outcome:
 
 @dataclass(frozen=True)
 class Count:
-    """One counter for `count_many`: add `cost` (0 only reads it), in the
-    current window or, with `previous=True`, read the one before."""
+    """One counter for `count_many`: add `cost` to it (0 only reads it)."""
 
     limit: Limit
     subject: str
     cost: int = 1
-    previous: bool = False
 
 
 def count_many(counts: Sequence[Count]) -> list[Outcome]:
@@ -107,10 +116,7 @@ def count_many(counts: Sequence[Count]) -> list[Outcome]:
     (a Lua script: INCRBY + EXPIRE, or GET, per key); other caches go one by
     one."""
     now = time.time()
-    keys = []
-    for c in counts:
-        at = now - c.limit.window if c.previous else now
-        keys.append(_key(c.limit, c.subject, at))
+    keys = [_key(c.limit, c.subject, now) for c in counts]
     totals = _counters([(key, c.limit, c.cost) for c, (key, _) in zip(counts, keys, strict=True)])
     return [
         Outcome(c.limit, total, reset_after)

@@ -145,6 +145,10 @@ LOGIN_FAILURES_PER_USER = env.int("LOGIN_FAILURES_PER_USER", default=50)
 # (someone else's failures do not lock them out); 0 turns this off.
 LOGIN_KNOWN_ADDRESS_DAYS = env.int("LOGIN_KNOWN_ADDRESS_DAYS", default=30)
 
+# After an admin confirms a reset, rotation or deletion with their password,
+# further ones are not asked again for this many seconds (apiclients.sudo).
+CONSOLE_SUDO_SECONDS = env.int("CONSOLE_SUDO_SECONDS", default=300)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "apiclients:list"
 LOGOUT_REDIRECT_URL = "login"

@@ -1,7 +1,7 @@
 """The bearer APIs: the tenant's console users and its audit log.
 
 Everything is scoped by the token's tenant, so another tenant's data cannot
-be named, let alone read. Field names are camelCase like the seeds' APIs
+be named, let alone read. Field names are camelCase like Code42 Incydr's APIs
 (`pageSize`). Bad parameters are a 400 JSON `invalid_request`.
 """
 
@@ -52,7 +52,7 @@ def _bool_param(query: QueryDict, name: str) -> bool | None:
 
 @require_scope("users:read")
 def users(request: HttpRequest) -> HttpResponse:
-    """`active`, `blocked`, `pageSize` and `page`, as in the seeds' example.
+    """`active`, `blocked`, `pageSize` and `page`, as in Code42 Incydr's example.
 
     The console has one switch per user (Django's is_active): a user who may
     not sign in is reported as inactive and blocked, so `active=true` and

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from uuid import UUID
 
@@ -86,10 +86,11 @@ class ClientRecord:
         return generation == self.secret_generation - 1 and self.previous_secret_live(now)
 
 
-_FIELDS = [
-    f.name for f in ClientRecord.__dataclass_fields__.values() if f.name != "role_grants"
-] + ["role_assignments"]
-_COLUMNS = _FIELDS  # values_list() names
+# values_list() names: the record's fields, the roles' grants computed from
+# the role_assignments column.
+_COLUMNS = [name for name in ClientRecord.__dataclass_fields__ if name != "role_grants"] + [
+    "role_assignments"
+]
 
 
 def client_record(client_id: str) -> ClientRecord | None:
@@ -117,7 +118,7 @@ def client_and_revocation(
     row = rows.values_list(*columns).first()
     if row is None:
         return None, False
-    values = dict(zip(_FIELDS, row, strict=False))
+    values = dict(zip(_COLUMNS, row, strict=False))
     values["grants"] = tuple(values["grants"] or ())
     values["ip_allowlist"] = tuple(map(str, values["ip_allowlist"] or ()))
     values["role_grants"] = role_grants(values.pop("role_assignments"))
@@ -156,7 +157,7 @@ def client_authenticate(
                 return Authenticated(client, generation, headers)
     check = throttle.check(endpoint=endpoint, client_id=client_id, ip=address)
     if client is None:
-        client = client_record(client_id)
+        client, _ = client_and_revocation(client_id)
         if client is None:
             secrets.secret_matches(credentials.secret, _DUMMY_DIGEST)
             reason, generation = "unknown_client", 0
@@ -165,12 +166,13 @@ def client_authenticate(
     if reason is None:
         return Authenticated(client, generation, check.headers)
     lockout = check.lockout()
-    throttle.failed(check)
+    reached = throttle.failed(check)
     raise ClientAuthFailed(
         lockout or invalid_client(),
         reason="too_many_failures" if lockout else reason,
         client_id=client_id,
         client=client,
+        lockouts=reached if client is not None else (),
     )
 
 
@@ -228,11 +230,25 @@ def failure_audit(failure: ClientAuthFailed, *, endpoint: str, source_ip: str | 
     """Audits a refused request in the client's tenant, after the response
     has gone; repeated failures of one client from one address are
     aggregated (oauth.throttle). Unknown clients have no tenant, so they are
-    only logged. Never records the secret, wherever it was pasted."""
+    only logged. Never records the secret, wherever it was pasted.
+
+    A failure that reached one of the client's failure limits also records
+    the lockout, which the console shows in the client's drawer."""
+    client = failure.client
+    for outcome in failure.lockouts:
+        until = timezone.now() + timedelta(seconds=outcome.reset_after)
+        _audit(
+            client,
+            AuditAction.LOCKED_OUT,
+            source_ip,
+            failures=outcome.count,
+            window_seconds=outcome.limit.window,
+            until=until.isoformat(),
+            from_anywhere=outcome.limit.name == "oauth-fail-client",
+        )
     suppressed = throttle.audit_suppressed(client_id=failure.client_id, ip=source_ip)
     if suppressed is None:
         return
-    client = failure.client
     if client is None:
         shown = failure.client_id
         if secrets.contains_secret(shown) or not _CLIENT_ID_RE.fullmatch(shown):
@@ -245,13 +261,22 @@ def failure_audit(failure: ClientAuthFailed, *, endpoint: str, source_ip: str | 
             f" ({suppressed} more since the last report)" if suppressed else "",
         )
         return
-    details = {"reason": failure.reason, "endpoint": endpoint}
-    if suppressed:
-        details["suppressed_failures"] = suppressed
+    left_out = {"suppressed_failures": suppressed} if suppressed else {}
+    _audit(
+        client,
+        AuditAction.TOKEN_FAILED,
+        source_ip,
+        reason=failure.reason,
+        endpoint=endpoint,
+        **left_out,
+    )
+
+
+def _audit(client: ClientRecord, action: str, source_ip: str | None, **details) -> None:
     # Kept until the database can take it (a failure during an outage).
     spool.audit(
         tenant_id=client.tenant_id,
-        action=AuditAction.TOKEN_FAILED,
+        action=action,
         actor=client.client_id,
         source_ip=source_ip,
         client_id=client.client_id,

@@ -63,13 +63,17 @@ class ClientAuthFailed(OAuthError):
     client and a refused address cannot be told apart; the reason and the
     client are for the tenant's audit log only (never the secret)."""
 
-    def __init__(self, refusal: OAuthError, *, reason: str, client_id: str, client=None):
+    def __init__(
+        self, refusal: OAuthError, *, reason: str, client_id: str, client=None, lockouts=()
+    ):
         super().__init__(
             refusal.error, refusal.description, status=refusal.status, headers=refusal.headers
         )
         self.reason = reason
         self.client_id = client_id
         self.client = client
+        # Failure limits this very failure reached (oauth.throttle Outcomes).
+        self.lockouts = lockouts
 
 
 class JsonResponseThen(JsonResponse):

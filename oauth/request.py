@@ -3,7 +3,7 @@
 Everything a caller can send is checked here, and anything unexpected becomes
 an `invalid_request` (400), never an exception that reaches Django's error
 pages. Client credentials may come from exactly one of: HTTP Basic (RFC 6749
-2.3.1, the seeds' `curl -u`), form fields `client_id`/`client_secret`, or a
+2.3.1, the `curl -u` of Code42's documentation), form fields `client_id`/`client_secret`, or a
 JSON body (`client_secret` or `client_password`, as in Cisco's API).
 """
 
@@ -49,7 +49,7 @@ def parse_token_request(request: HttpRequest) -> TokenRequest:
         raise invalid_request("grant_type differs between the query string and the body")
     grant_type = grant_type if grant_type is not None else query_grant_type
     if grant_type is None and not params:
-        # `curl -X POST -u id:secret -d "" .../v1/oauth`, as the seeds document it.
+        # `curl -X POST -u id:secret -d "" .../v1/oauth`, as Code42 documents it.
         grant_type = "client_credentials"
     if not grant_type:
         raise invalid_request("grant_type is required")

@@ -174,7 +174,8 @@ def check(*, endpoint: str, client_id: str | None, ip: str | None) -> Check:
 
 
 def failed(check: Check) -> list[Outcome]:
-    """Counts a failed authentication; returns the failure counts now."""
+    """Counts a failed authentication; returns the failure limits of the
+    client that this very failure reached (a lockout begins: once)."""
     limits = _limits(check.endpoint)
     counts = [Count(limits["fail_ip"], check.ip)]
     if check.subject is not None:
@@ -183,10 +184,27 @@ def failed(check: Check) -> list[Outcome]:
             Count(limits["fail_client"], check.subject),
         ]
     try:
-        return ratelimit.count_many(counts)
+        outcomes = ratelimit.count_many(counts)
     except redis.ERRORS as exc:
         _unavailable(exc)
         return []
+    return [
+        o
+        for o in outcomes
+        if o.limit.limit
+        and o.count == o.limit.limit
+        and o.limit.name in ("oauth-fail-pair", "oauth-fail-client")
+    ]
+
+
+def lift(*, client_id: str, ip: str | None) -> None:
+    """Ends a lockout of the client from the address (and from anywhere):
+    its failure counts start again from zero."""
+    limits = _limits("token")
+    who = subject(client_id)
+    ratelimit.clear(limits["fail_client"], who)
+    if ip:
+        ratelimit.clear(limits["fail_pair"], f"{who}|{ip}")
 
 
 # Counted in memory ----------------------------------------------------------------

@@ -5,7 +5,7 @@ from oauth import api, views
 app_name = "oauth"
 
 urlpatterns = [
-    # The token endpoint under both seeds' paths (Incydr, CrashPlan).
+    # The token endpoint under both of Code42's paths (Incydr, CrashPlan).
     path("v1/oauth", views.token, name="token"),
     path("api/v3/oauth/token", views.token, name="token-v3"),
     path("v1/oauth/introspect", views.introspect, name="introspect"),

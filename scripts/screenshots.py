@@ -1,6 +1,7 @@
 """Screenshots of the console as an admin and as an auditor, for looking at.
 
-    .venv/bin/python scripts/screenshots.py [--out screenshots] [--width 1400]
+    .venv/bin/python scripts/screenshots.py [--out screenshots] [--width 1400] [--dark]
+    .venv/bin/python scripts/screenshots.py --all   # 1400 and 390 px, light and dark
 
 Seeds a throw-away SQLite database with demo clients, serves it with gunicorn
 on a free port and drives Debian's Chromium through the pages. PNGs land in
@@ -50,6 +51,7 @@ def seed():
         username="alice", tenant_name="Acme", role=Role.CLOUD_ADMIN, password=PASSWORD
     )
     user_create(username="bob", tenant_name="Acme", role=Role.AUDITOR, password=PASSWORD)
+    user_create(username="charlie", tenant_name="Acme", role=Role.NONE, password=PASSWORD)
     tenant = alice.membership.tenant
     demo = [
         (
@@ -86,7 +88,7 @@ def seed():
         )
         if i < 3:
             ApiClient.objects.filter(pk=client.pk).update(
-                last_redeemed_at=now - dt.timedelta(hours=5 * i + 1)
+                last_redeemed_at=now - dt.timedelta(minutes=3 + 300 * i)
             )
     legacy = ApiClient.objects.get(name__startswith="Legacy")
     api_client_update(client=legacy, actor=alice, is_active=False)
@@ -108,6 +110,35 @@ def seed():
     ApiClient.objects.filter(pk=backup.pk).update(
         created_at=now - dt.timedelta(days=213), expires_at=now + dt.timedelta(days=6)
     )
+    # Failed token requests, aggregated as the token endpoint writes them.
+    from apiclients.models import AuditAction
+    from apiclients.services import audit_record
+
+    splunk = ApiClient.objects.get(name="Splunk SIEM export")
+    for suppressed in (0, 11):
+        audit_record(
+            tenant=tenant,
+            action=AuditAction.TOKEN_FAILED,
+            actor=splunk.client_id,
+            source_ip="198.51.100.7",
+            client=splunk,
+            details={"reason": "wrong_secret", "endpoint": "token"}
+            | ({"suppressed_failures": suppressed} if suppressed else {}),
+        )
+    # A lockout in force, as the token endpoint records one.
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.LOCKED_OUT,
+        actor=splunk.client_id,
+        source_ip="203.0.113.66",
+        client=splunk,
+        details={
+            "failures": 10,
+            "window_seconds": 300,
+            "until": (now + dt.timedelta(minutes=4)).isoformat(),
+            "from_anywhere": False,
+        },
+    )
     # 30 days of token history for the chart.
     rng = random.Random(7)
     for days_ago in range(30):
@@ -124,6 +155,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "screenshots"))
     ap.add_argument("--width", type=int, default=1400)
+    ap.add_argument("--dark", action="store_true", help="prefers-color-scheme: dark")
+    ap.add_argument("--all", action="store_true", help="1400 and 390 px, light and dark")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,16 +196,23 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        shoot(base, out, args.width)
+        if args.all:
+            runs = [(w, d) for w in (1400, 390) for d in (False, True)]
+        else:
+            runs = [(args.width, args.dark)]
+        for width, dark in runs:
+            shoot(base, out / f"{width}-{'dark' if dark else 'light'}", width, dark)
     finally:
         server.terminate()
         server.wait()
     print(f"Screenshots in {out}")
 
 
-def shoot(base: str, out: Path, width: int):
+def shoot(base: str, out: Path, width: int, dark: bool = False):
     from playwright.sync_api import sync_playwright
 
+    out.mkdir(parents=True, exist_ok=True)
+    height = 900 if width >= 700 else 844
     lst = "/administration/integrations/api-clients/"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -187,7 +227,11 @@ def shoot(base: str, out: Path, width: int):
             ],
         )
         for user in ("alice", "bob"):
-            ctx = browser.new_context(base_url=base, viewport={"width": width, "height": 900})
+            ctx = browser.new_context(
+                base_url=base,
+                viewport={"width": width, "height": height},
+                color_scheme="dark" if dark else "light",
+            )
             page = ctx.new_page()
             page.goto("/accounts/login/")
             if user == "alice":
@@ -198,15 +242,23 @@ def shoot(base: str, out: Path, width: int):
             page.wait_for_url(f"**{lst}")
             page.screenshot(path=out / f"{user}-list.png")
             page.goto(lst + "?q=SOAR")
-            page.get_by_role("link", name="SOAR playbooks").click()
+            page.get_by_role("link", name="SOAR playbooks", exact=True).click()
             page.locator(".drawer").wait_for()
             page.wait_for_timeout(500)  # let the slide-in finish
             page.screenshot(path=out / f"{user}-drawer.png")
             page.set_viewport_size({"width": width, "height": 1500})
             page.screenshot(path=out / f"{user}-drawer-tall.png")
-            page.set_viewport_size({"width": width, "height": 900})
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(lst + "?q=Splunk")
+            page.get_by_role("link", name="Splunk SIEM export", exact=True).click()
+            page.locator(".drawer").wait_for()
+            page.wait_for_timeout(500)
+            page.screenshot(path=out / f"{user}-drawer-lockout.png")
             page.goto("/administration/audit-log/")
             page.screenshot(path=out / f"{user}-audit-log.png")
+            page.screenshot(path=out / f"{user}-audit-log-full.png", full_page=True)
+            page.goto("/administration/audit-log/?action=token.failed")
+            page.screenshot(path=out / f"{user}-audit-log-failures.png")
             if user == "alice":
                 page.goto(lst + "?q=SOAR")
                 row = page.locator("tbody tr").first
@@ -216,18 +268,39 @@ def shoot(base: str, out: Path, width: int):
                 page.locator("dialog[open]").wait_for()
                 page.wait_for_timeout(400)  # let the dialog fade in
                 page.screenshot(path=out / "alice-rotate.png")
+                page.keyboard.press("Escape")
+                row.locator("summary").click()
+                row.get_by_role("link", name="Delete API client").click()
+                dialog = page.locator("dialog[open]")
+                dialog.wait_for()
+                dialog.get_by_role("button", name="Delete").click()
+                dialog.locator(".errorlist").first.wait_for()
+                page.screenshot(path=out / "alice-delete-sudo.png")
+                page.keyboard.press("Escape")
+                for action, name in (("Edit API client", "edit"), ("Reset API secret", "reset")):
+                    row.locator("summary").click()
+                    row.get_by_role("link", name=action).click()
+                    page.locator("dialog[open]").wait_for()
+                    page.wait_for_timeout(400)
+                    page.screenshot(path=out / f"alice-{name}.png")
+                    page.keyboard.press("Escape")
+                page.goto(lst + "no-such-client/")
+                page.screenshot(path=out / "alice-404.png")
                 page.goto(lst + "?show=old-secret")
                 page.screenshot(path=out / "alice-filter-old-secret.png")
                 page.goto(lst)
                 page.get_by_role("link", name="Create new API client").first.click()
                 dialog = page.locator("dialog[open]")
                 dialog.get_by_label("Client name").fill("Splunk SIEM export")
-                dialog.get_by_label("Alerts read").check()
+                dialog.get_by_role("button", name="Analyst").click()
+                page.wait_for_timeout(300)  # let the buttons change colour
                 page.screenshot(path=out / "alice-create.png")
+                dialog.locator(".matrix-wrap").screenshot(path=out / "alice-create-matrix.png")
                 dialog.get_by_role("button", name="Save").click()
                 dialog.locator(".field__error, .errorlist").first.wait_for()
+                page.wait_for_timeout(300)  # let the preset buttons change colour
                 page.screenshot(path=out / "alice-create-error.png")
-                dialog.get_by_label("Client name").fill("Splunk SIEM export (EU)")
+                dialog.get_by_label("Client name").fill(f"Splunk SIEM export (EU, {out.name})")
                 dialog.get_by_role("button", name="Save").click()
                 dialog.get_by_text("This is the only time").wait_for()
                 page.screenshot(path=out / "alice-reveal.png")
@@ -242,6 +315,19 @@ def shoot(base: str, out: Path, width: int):
             else:
                 page.goto(lst + "new/")
                 page.screenshot(path=out / "bob-403.png")
+                ctx.close()
+                ctx = browser.new_context(
+                    base_url=base,
+                    viewport={"width": width, "height": height},
+                    color_scheme="dark" if dark else "light",
+                )
+                page = ctx.new_page()
+                page.goto("/accounts/login/")
+                page.get_by_label("Username").fill("charlie")
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_load_state()
+                page.screenshot(path=out / "charlie-403.png")
             ctx.close()
         browser.close()
 

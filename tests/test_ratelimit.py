@@ -49,17 +49,3 @@ def test_count_many_counts_and_reads_in_one_go_and_agrees_with_hit_and_peek():
     assert [o.count for o in first] == [1, 0]
     assert first[0].reset_after == 20  # 1,000,000 s is 40 s into a minute
     assert second[0].count == 3 and not second[0].allowed
-
-
-def test_count_many_reads_the_previous_window():
-    limit = Limit("test", limit=1, window=60)
-    with mock.patch("config.ratelimit.time.time", return_value=1_000_000.0):
-        ratelimit.hit(limit, "a")
-    with mock.patch("config.ratelimit.time.time", return_value=1_000_070.0):
-        now, before = ratelimit.count_many(
-            [
-                ratelimit.Count(limit, "a", cost=0),
-                ratelimit.Count(limit, "a", cost=0, previous=True),
-            ]
-        )
-    assert (now.count, before.count) == (0, 1)

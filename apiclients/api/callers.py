@@ -63,7 +63,7 @@ def caller_authenticate(request: HttpRequest) -> Caller:
     if token is None:
         raise unauthorized(
             "Send Authorization: Bearer <token>: a personal access token from the console "
-            "(your user menu > Personal access tokens), or an API client's access token.",
+            "(Access tokens, beside your name), or an API client's access token.",
             error=None if "HTTP_AUTHORIZATION" not in request.META else "invalid_token",
         )
     if token.startswith("acpat_"):

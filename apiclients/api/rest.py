@@ -97,8 +97,9 @@ api = ManagementApi(
     description=(
         "Manage API clients from code: list, create, read, update, rotate, reset and delete. "
         "Authenticate with `Authorization: Bearer` and either a personal access token "
-        "(created in the console, under your user menu) or the access token of an API client "
-        "granted **API Clients** (read, or read/write). Errors are RFC 9457 problem details."
+        "(created in the console: Access tokens, beside your name) or the access token of an "
+        "API client granted **API Clients** (read, or read/write). Errors are RFC 9457 problem "
+        "details."
     ),
     urls_namespace="mgmt",
     auth=BearerToken(),

@@ -1,6 +1,7 @@
-/* The console's only script: dialogs, the drawer, copy buttons, action menus
- * and toasts. No inline handlers anywhere (a strict CSP is coming): everything
- * is wired here by delegation on data- attributes. */
+/* The console's only script: dialogs, the drawer, copy buttons, action menus,
+ * toasts, local times and the permission presets. No inline handlers anywhere
+ * (the Content-Security-Policy allows no inline script): everything is wired
+ * here by delegation on data- attributes, and every page works without it. */
 (function () {
   "use strict";
 
@@ -13,18 +14,96 @@
     if (!dialog.open) dialog.showModal();
   }
 
+  // Where focus goes in a dialog panel, best first: a notice that must be read
+  // (an edit conflict), the first field in error (wherever it is: it may be
+  // far below the fold), then the field meant to be typed in first.
+  var FOCUS_ORDER = [
+    "[data-autofocus]",
+    "[aria-invalid='true']",
+    ".field--error input:not([type=hidden]), .field--error textarea, .field--error select",
+    "[autofocus]",
+    "[data-copy]",
+  ];
+
   function focusFirst(panel) {
-    var target = panel.querySelector(
-      "[data-autofocus], [aria-invalid='true'], [autofocus], [data-copy]"
-    );
-    if (target) target.focus();
+    for (var i = 0; i < FOCUS_ORDER.length; i++) {
+      var target = panel.querySelector(FOCUS_ORDER[i]);
+      if (target) {
+        target.focus();
+        if (target.scrollIntoView) target.scrollIntoView({ block: "center" });
+        return;
+      }
+    }
   }
 
   htmx.onLoad(function (elt) {
-    if (elt.matches && elt.matches("dialog[data-dialog]")) openDialog(elt);
+    if (!elt.querySelectorAll) return;
+    localTimes(elt);
+    if (elt.matches("dialog[data-dialog]")) {
+      openDialog(elt);
+      // showModal() focuses [autofocus] itself; a full-page form with errors
+      // and a dialog opened on an error both want the first error instead.
+      if (elt.querySelector("[aria-invalid='true'], .field--error")) focusFirst(elt);
+    }
     // A dialog panel swapped in after a POST: errors, a conflict or the reveal.
-    if (elt.matches && elt.matches(".dialog__panel")) focusFirst(elt);
+    if (elt.matches(".dialog__panel")) focusFirst(elt);
+    // A dialog's form as a whole page (no htmx), sent back with errors.
+    var page = elt.querySelector(".dialog-page");
+    if (page && page.querySelector("[aria-invalid='true'], .field--error")) focusFirst(page);
+    // The drawer opened beside the list: take focus there, for keyboards and
+    // screen readers; closing it gives focus back to the row (below).
+    if (elt.matches("#drawer-slot") || elt.matches("[data-drawer]")) {
+      var heading = document.querySelector("[data-drawer] #drawer-title");
+      if (heading) heading.focus();
+    }
   });
+
+  // What opened the dialog, to give focus back to when it closes. The browser
+  // tries, but the opener is often gone or hidden by then: a menu item of a
+  // closed menu, a row the list has redrawn, a drawer that has reloaded.
+  var opener = null;
+  document.addEventListener(
+    "click",
+    function (event) {
+      var link = event.target.closest && event.target.closest("[hx-target='body'][href]");
+      if (link) opener = { el: link, href: link.getAttribute("href") };
+    },
+    true
+  );
+
+  function visible(el) {
+    if (!el || !el.isConnected) return false;
+    // The items of a closed menu keep their boxes (content-visibility).
+    if (el.checkVisibility) return el.checkVisibility({ contentVisibilityAuto: true });
+    return el.getClientRects().length > 0;
+  }
+
+  var lastClosed = null;
+
+  function restoreFocus(was) {
+    var active = document.activeElement;
+    if (active && active !== document.body && visible(active)) return;
+    var menu = was.el.closest && was.el.closest("details[data-menu]");
+    var candidates = [
+      was.el,
+      menu && menu.querySelector("summary"),
+      document.querySelector("[data-drawer] [href='" + was.href + "']"),
+    ];
+    // The row of the client the dialog was about, if the list shows it.
+    document.querySelectorAll("[data-client-link]").forEach(function (link) {
+      if (was.href.indexOf(link.getAttribute("href")) === 0) {
+        candidates.push(link.closest("tr") && link.closest("tr").querySelector("summary"));
+        candidates.push(link);
+      }
+    });
+    candidates.push(document.querySelector("[data-drawer] #drawer-title"));
+    for (var i = 0; i < candidates.length; i++) {
+      if (visible(candidates[i])) {
+        candidates[i].focus();
+        if (document.activeElement === candidates[i]) return;
+      }
+    }
+  }
 
   // <dialog> "close" does not bubble: listen in the capture phase.
   document.addEventListener(
@@ -34,6 +113,12 @@
       if (dialog.matches && dialog.matches("dialog[data-dialog]")) {
         // Removed, not hidden: a closed reveal must not keep a secret in the DOM.
         dialog.remove();
+        if (opener) {
+          lastClosed = opener;
+          lastClosed.at = Date.now();
+          opener = null;
+          restoreFocus(lastClosed);
+        }
       }
     },
     true
@@ -54,6 +139,12 @@
   document.body.addEventListener("closeDialog", function (event) {
     var dialog = event.target.closest && event.target.closest("dialog");
     if (dialog) dialog.close();
+  });
+
+  // The list and the drawer redraw themselves after a save: focus that was on
+  // a part of them is put back on the new one.
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (lastClosed && Date.now() - lastClosed.at < 5000) restoreFocus(lastClosed);
   });
 
   // -- clicks ----------------------------------------------------------------
@@ -135,6 +226,36 @@
     }
     var close = document.querySelector("[data-drawer] [data-drawer-close]");
     if (close) close.click();
+  });
+
+  // -- drawer focus ----------------------------------------------------------
+  // Closing the drawer swaps the whole #page (the list as it was left): focus
+  // would fall to <body>. Give it to the row of the client the drawer showed,
+  // or to the page heading when that row is not on the page.
+  var returnFocusTo = null;
+  document.addEventListener(
+    "click",
+    function (event) {
+      var close = event.target.closest && event.target.closest("[data-drawer-close]");
+      if (!close) return;
+      var drawer = close.closest("[data-drawer]");
+      returnFocusTo = drawer ? drawer.getAttribute("data-client-id") || "" : "";
+    },
+    true
+  );
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (returnFocusTo === null || document.querySelector("[data-drawer]")) return;
+    var clientId = returnFocusTo;
+    returnFocusTo = null;
+    var target = null;
+    document.querySelectorAll("[data-client-link]").forEach(function (link) {
+      if (!target && link.getAttribute("data-client-link") === clientId) target = link;
+    });
+    target = target || document.querySelector("#page h1");
+    if (target) {
+      if (target.matches("h1")) target.setAttribute("tabindex", "-1");
+      target.focus();
+    }
   });
 
   // -- copy buttons ----------------------------------------------------------
@@ -254,5 +375,144 @@
 
   document.body.addEventListener("htmx:sendError", function () {
     toast("Could not reach the server. Check your connection and try again.", "error");
+  });
+  // -- times -----------------------------------------------------------------
+  // The server writes UTC (the fallback text says so) in <time datetime>;
+  // here it becomes the viewer's own time zone, named, and "3 minutes ago"
+  // where recency matters (data-when="relative" or "both").
+  var dateOnly = window.Intl && Intl.DateTimeFormat
+    ? new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" })
+    : null;
+  var clockOnly = window.Intl && Intl.DateTimeFormat
+    ? new Intl.DateTimeFormat(undefined, {
+        hour: "2-digit",
+        minute: "2-digit",
+        timeZoneName: "short",
+      })
+    : null;
+  var relative = window.Intl && Intl.RelativeTimeFormat
+    ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })
+    : null;
+  var UNITS = [
+    ["year", 365 * 24 * 3600],
+    ["month", 30 * 24 * 3600],
+    ["week", 7 * 24 * 3600],
+    ["day", 24 * 3600],
+    ["hour", 3600],
+    ["minute", 60],
+  ];
+
+  function ago(date) {
+    var seconds = (date.getTime() - Date.now()) / 1000;
+    if (Math.abs(seconds) < 60) return seconds <= 0 ? "just now" : "in under a minute";
+    for (var i = 0; i < UNITS.length; i++) {
+      if (Math.abs(seconds) >= UNITS[i][1] || i === UNITS.length - 1) {
+        return relative.format(Math.round(seconds / UNITS[i][1]), UNITS[i][0]);
+      }
+    }
+    return "";
+  }
+
+  function part(text, name) {
+    var span = document.createElement("span");
+    span.className = name;
+    span.textContent = text;
+    return span;
+  }
+
+  function localTimes(root) {
+    if (!dateOnly) return;
+    var times = root.matches && root.matches("time[datetime][data-when]") ? [root] : [];
+    root.querySelectorAll("time[datetime][data-when]").forEach(function (t) {
+      times.push(t);
+    });
+    times.forEach(function (time) {
+      var date = new Date(time.getAttribute("datetime"));
+      if (isNaN(date.getTime())) return;
+      var day = dateOnly.format(date);
+      var clock = clockOnly.format(date);
+      var mode = time.getAttribute("data-when");
+      if (mode === "relative" && relative) {
+        time.textContent = ago(date);
+        time.title = day + " " + clock;
+        return;
+      }
+      // The end of a span on the day it began: the clock is enough.
+      var from = mode === "until" && new Date(time.getAttribute("data-from") || "");
+      if (from && !isNaN(from.getTime()) && dateOnly.format(from) === day) {
+        time.textContent = clock;
+        return;
+      }
+      // Two parts, so that a narrow table cell can put the clock under the day.
+      time.textContent = "";
+      time.appendChild(part(day, "time__day"));
+      time.appendChild(document.createTextNode(" "));
+      time.appendChild(part(clock, "time__clock"));
+      if (mode === "both" && relative) time.appendChild(document.createTextNode(" (" + ago(date) + ")"));
+    });
+  }
+  localTimes(document.body);
+  // "3 minutes ago" stays true while the page stays open.
+  window.setInterval(function () {
+    localTimes(document.body);
+  }, 30000);
+
+  // -- permission matrix -----------------------------------------------------
+  // Write implies read (the server saves both): ticking Write ticks Read, and
+  // clearing Read clears Write, so that the boxes show what will be saved.
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches("input[name=grants]")) return;
+    var api = box.value.replace(/:(read|write)$/, "");
+    var form = box.form;
+    if (!form) return;
+    var read = form.querySelector("input[name=grants][value='" + api + ":read']");
+    var write = form.querySelector("input[name=grants][value='" + api + ":write']");
+    if (box === write && write.checked && read) read.checked = true;
+    if (box === read && !read.checked && write) write.checked = false;
+    presetState(form);
+  });
+
+  // Presets fill the matrix; the admin can still change any box after.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-preset]");
+    if (!button || !button.form) return;
+    var grants = (button.getAttribute("data-preset") || "").split(" ");
+    button.form.querySelectorAll("input[name=grants]").forEach(function (box) {
+      box.checked = grants.indexOf(box.value) !== -1;
+    });
+    presetState(button.form);
+    var status = button.form.querySelector("[data-preset-status]");
+    if (status) status.textContent = button.textContent.trim() + ": permissions filled in below.";
+  });
+
+  // The preset whose grants are exactly the ticked boxes is shown pressed.
+  function presetState(form) {
+    var ticked = [];
+    form.querySelectorAll("input[name=grants]:checked").forEach(function (box) {
+      ticked.push(box.value);
+    });
+    var key = ticked.sort().join(" ");
+    form.querySelectorAll("[data-preset]").forEach(function (button) {
+      var grants = button.getAttribute("data-preset").split(" ").filter(Boolean).sort().join(" ");
+      button.setAttribute("aria-pressed", grants === key ? "true" : "false");
+    });
+  }
+
+  // A column header sorted the list: the search form's sort menu follows,
+  // so that the next search keeps that order.
+  htmx.onLoad(function (elt) {
+    var sort = elt.getAttribute && elt.getAttribute("data-sort");
+    var menu = document.getElementById("sort");
+    if (sort && menu) menu.value = sort;
+  });
+
+  htmx.onLoad(function (elt) {
+    if (!elt.querySelectorAll) return;
+    elt.querySelectorAll("[data-presets]").forEach(function (presets) {
+      presets.hidden = false; // buttons that need this script appear with it
+      var form = presets.closest("form");
+      if (form) presetState(form);
+    });
   });
 })();

@@ -196,7 +196,7 @@ def test_a_client_cannot_edit_its_own_grants(client, client_token, bearer):
     )
     assert r.status_code == 403
     me.refresh_from_db()
-    assert me.grants == ["api-clients:write", "users:read"]
+    assert me.grants == ["api-clients:read", "api-clients:write", "users:read"]
 
 
 @pytest.mark.django_db

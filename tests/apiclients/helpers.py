@@ -5,8 +5,11 @@ import re
 from django.urls import reverse
 
 from apiclients.forms import expires_on_date
+from tests.conftest import PASSWORD
 
 HTMX = {"HX-Request": "true"}
+# The admin's password, for the dialogs that ask for it again (sudo mode).
+SUDO = {"password": PASSWORD}
 SECRET_RE = re.compile(r"acsec_[A-Za-z0-9_-]{43}")
 
 LIST_URL = reverse("apiclients:list")

@@ -17,6 +17,7 @@ from tests.apiclients.helpers import (
     CREATE_URL,
     EXPORT_URL,
     LIST_URL,
+    SUDO,
     delete_url,
     detail_url,
     edit_data,
@@ -68,14 +69,14 @@ CASES = [
         on_client=True,
     ),
     Case("reset GET", "get", reset_url, True, on_client=True),
-    Case("reset POST", "post", reset_url, True, _none, on_client=True),
+    Case("reset POST", "post", reset_url, True, lambda c: dict(SUDO), on_client=True),
     Case("rotate GET", "get", lambda c: _url("rotate_secret", c), True, on_client=True),
     Case(
         "rotate POST",
         "post",
         lambda c: _url("rotate_secret", c),
         True,
-        lambda c: {"overlap": "24h"},
+        lambda c: {"overlap": "24h", **SUDO},
         on_client=True,
     ),
     Case("revoke old GET", "get", lambda c: _url("revoke_old_secret", c), True, on_client=True),
@@ -88,8 +89,18 @@ CASES = [
         alice=302,
         on_client=True,
     ),
+    Case("lift lockout GET", "get", lambda c: _url("lift_lockout", c), True, on_client=True),
+    Case(
+        "lift lockout POST",
+        "post",
+        lambda c: _url("lift_lockout", c),
+        True,
+        lambda c: {"address": "203.0.113.9"},
+        alice=302,
+        on_client=True,
+    ),
     Case("delete GET", "get", delete_url, True, on_client=True),
-    Case("delete POST", "post", delete_url, True, _none, alice=302, on_client=True),
+    Case("delete POST", "post", delete_url, True, lambda c: dict(SUDO), alice=302, on_client=True),
     Case("audit log GET", "get", lambda c: AUDIT_URL, False),
     Case("audit log POST", "post", lambda c: AUDIT_URL, False, _none, alice=405),
     Case("audit CSV GET", "get", lambda c: AUDIT_URL + "?format=csv", False),
@@ -220,3 +231,20 @@ def test_another_tenants_admin_gets_404_not_403(dave_client, make_api_client):
         assert dave_client.get(url).status_code == 404
         assert dave_client.post(url, {}).status_code == 404
     assert ApiClient.objects.filter(pk=client.pk).exists()
+
+
+def test_the_role_page_of_a_user_without_a_role_offers_no_console_links(charlie_client):
+    response = charlie_client.get(LIST_URL)
+    assert response.status_code == 403
+    body = text(response)
+    assert "You need the Customer Cloud Admin role" in body
+    # Nothing that would only refuse them again: no navigation, no link home.
+    assert 'aria-label="Console"' not in body
+    assert f'href="{LIST_URL}"' not in body and 'href="/administration/audit-log/"' not in body
+    assert '<a class="brand"' not in body
+    assert ">Sign in as someone else</button>" in body
+
+
+def test_an_auditor_keeps_the_navigation_on_the_role_page(bob_client, make_api_client):
+    body = text(bob_client.get(CREATE_URL))
+    assert 'aria-label="Console"' in body and ">Back to API Clients</a>" in body

@@ -101,7 +101,42 @@ def test_token_failures_are_listed_readably(alice_client, acme):
         details={"reason": "invalid_client"},
     )
     body = text(alice_client.get(AUDIT_URL))
-    assert "Token request failed" in body and "Reason: invalid_client" in body
+    assert "Token request failed" in body
+    assert "Reason: client authentication failed (invalid_client)" in body
+
+
+def test_aggregated_token_failures_say_how_many_from_where_and_since_when(
+    alice_client, acme, make_api_client
+):
+    api_client, _ = make_api_client("SIEM export")
+    first = audit_record(
+        tenant=acme,
+        action=AuditAction.TOKEN_FAILED,
+        actor=api_client.client_id,
+        source_ip="198.51.100.7",
+        client=api_client,
+        details={"reason": "wrong_secret", "endpoint": "token"},
+    )
+    later = audit_record(
+        tenant=acme,
+        action=AuditAction.TOKEN_FAILED,
+        actor=api_client.client_id,
+        source_ip="198.51.100.7",
+        client=api_client,
+        details={"reason": "wrong_secret", "endpoint": "token", "suppressed_failures": 11},
+    )
+    body = text(alice_client.get(AUDIT_URL))
+    # The later entry stands for itself and the 11 left out since the first.
+    assert (
+        "<strong>12 failed requests</strong> from 198.51.100.7 between "
+        f'<time datetime="{first.created_at.isoformat()}"' in body
+    )
+    assert f'and <time datetime="{later.created_at.isoformat()}"' in body
+    assert "which counts the failures since the previous one" in body
+    assert "Suppressed" not in body and "not listed one by one" not in body
+    # The export keeps the count, in words and in the JSON.
+    export = text(alice_client.get(EXPORT_URL))
+    assert "Failed requests counted here, not listed one by one: 11" in export
 
 
 def test_the_audit_log_paginates(alice_client, acme):

@@ -1,9 +1,12 @@
+import re
+
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from apiclients.accounts import user_create
-from apiclients.models import Role
+from apiclients.models import ApiClient, Role
 from apiclients.services import api_client_create, api_client_reset_secret
-from tests.apiclients.helpers import HTMX, LIST_URL, detail_url, text
+from tests.apiclients.helpers import HTMX, LIST_URL, detail_url, edit_url, text
 
 
 def test_the_drawer_shows_every_detail(alice_client, make_api_client):
@@ -94,8 +97,8 @@ def test_the_drawer_costs_a_fixed_number_of_queries(
 ):
     client, _ = make_api_client()
     # session, user, membership, client with its creator and updater, the
-    # daily token counts
-    with django_assert_max_num_queries(5):
+    # daily token counts, the lockouts in force
+    with django_assert_max_num_queries(6):
         alice_client.get(detail_url(client), headers=HTMX)
 
 
@@ -110,3 +113,46 @@ def test_a_reloading_drawer_keeps_its_way_back_but_only_to_the_list(alice_client
     ):
         body = text(alice_client.get(detail_url(client), {"back": elsewhere}, headers=HTMX))
         assert f'href="{LIST_URL}" aria-label="Close details"' in body
+
+
+def test_the_list_beside_a_drawer_opened_directly_refreshes_itself(alice_client, make_api_client):
+    client, _ = make_api_client("Backup verification script")
+    body = text(alice_client.get(detail_url(client)))
+    # The results section reloads the list, the drawer reloads itself.
+    results = re.search(r'<section id="api-client-results"[^>]*hx-get="([^"]*)"', body)
+    assert results and results.group(1) == LIST_URL
+    assert f'data-refresh-url="{detail_url(client)}"' in body
+    refreshed = text(
+        alice_client.get(LIST_URL, headers={**HTMX, "HX-Target": "api-client-results"})
+    )
+    assert '<section id="api-client-results"' in refreshed and "<aside" not in refreshed
+
+
+def test_write_only_grants_show_with_read_in_the_drawer_and_the_edit_form(
+    alice_client, make_api_client
+):
+    client, _ = make_api_client("Alert closer", grants=["alerts:write"])
+    client.refresh_from_db()
+    assert client.grants == ["alerts:read", "alerts:write"]
+    ApiClient.objects.filter(pk=client.pk).update(grants=["cases:write"])  # saved before
+    drawer = text(alice_client.get(detail_url(client), headers=HTMX))
+    assert "No API permissions" not in drawer
+    assert '<th scope="row">Cases</th>' in drawer
+    assert drawer.count('<span class="visually-hidden"> Read</span>') == 1
+    assert drawer.count('<span class="visually-hidden"> Write</span>') == 1
+    edit = text(alice_client.get(edit_url(client), headers=HTMX))
+    assert 'value="cases:read" id="grant-cases-read" checked' in edit
+    assert 'value="cases:write" id="grant-cases-write" checked' in edit
+
+
+def test_times_name_their_zone_and_last_redeemed_reads_as_recency(alice_client, make_api_client):
+    client, _ = make_api_client()
+    ApiClient.objects.filter(pk=client.pk).update(last_redeemed_at=timezone.now())
+    client.refresh_from_db()
+    body = text(alice_client.get(detail_url(client)))
+    stamp = client.last_redeemed_at.isoformat()
+    # The list: "3 minutes ago" in the browser; the drawer: the time and how long ago.
+    assert f'<time datetime="{stamp}" data-when="relative">' in body
+    assert f'<time datetime="{stamp}" data-when="both">' in body
+    shown = timezone.localtime(client.last_redeemed_at).strftime("%Y-%m-%d %H:%M")
+    assert f"{shown} UTC</time>" in body

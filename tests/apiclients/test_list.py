@@ -49,7 +49,7 @@ def test_the_list_shows_each_clients_columns(alice_client, make_api_client):
     assert "Inactive" in body
     assert "Never" in body  # never redeemed
     assert f'<code class="mono">{client.client_id}</code>' in body
-    assert 'aria-label="Details"' in body
+    assert 'aria-label="Details of ' in body
     assert "Showing 1–1 of 1 API client" in body
 
 
@@ -207,7 +207,7 @@ def test_htmx_gets_only_the_results_fragment_that_refreshes_itself(alice_client,
 def test_links_keep_a_plain_href_beside_hx_get(alice_client, many):
     (client,) = many(1)
     body = text(alice_client.get(LIST_URL))
-    assert f'href="{detail_url(client)}" aria-label="Details"' in body
+    assert f'href="{detail_url(client)}" aria-label="Details of {client.name}"' in body
     assert f'hx-get="{detail_url(client)}"' in body
 
 

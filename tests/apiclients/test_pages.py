@@ -105,7 +105,7 @@ def test_components_refuse_to_render_without_what_they_need(template, context):
 
 
 def test_templates_have_no_inline_scripts_or_handlers():
-    # A strict Content-Security-Policy will follow: no inline JavaScript.
+    # The Content-Security-Policy allows no inline JavaScript.
     for path in TEMPLATES.rglob("*.html"):
         source = path.read_text()
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", source), path

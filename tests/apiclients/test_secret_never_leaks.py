@@ -13,6 +13,7 @@ from tests.apiclients.helpers import (
     EXPORT_URL,
     HTMX,
     LIST_URL,
+    SUDO,
     detail_url,
     edit_url,
     form_data,
@@ -81,7 +82,7 @@ def test_after_create_the_secret_is_only_in_the_reveal(alice_client, all_logs):
 
 def test_after_reset_the_new_secret_is_only_in_the_reveal(alice_client, make_api_client, all_logs):
     client, old = make_api_client("SIEM export")
-    response = alice_client.post(reset_url(client))
+    response = alice_client.post(reset_url(client), SUDO)
     new = secret_in(response)
     client.refresh_from_db()
     assert client.check_secret(new)

@@ -4,6 +4,7 @@ import requests
 from playwright.sync_api import expect
 
 from apiclients.models import ApiClient
+from tests.conftest import PASSWORD
 
 LIST = "/administration/integrations/api-clients/"
 
@@ -25,6 +26,7 @@ def test_rotate_with_overlap_then_revoke_the_old_secret(
 
     dialog = page.locator("dialog[open]")
     dialog.get_by_label("7 days").check()
+    dialog.get_by_label("Confirm with your password").fill(PASSWORD)
     dialog.get_by_role("button", name="Rotate secret").click()
     expect(dialog.get_by_text("The old secret keeps working until")).to_be_visible()
     assert dialog.get_by_label("Client ID").input_value() == client.client_id

@@ -395,3 +395,32 @@ def raw_request(
             response += data
     head, _, content = response.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), content
+
+
+DRILL_ADMIN, DRILL_PASSWORD = "ops-admin", "a long and unguessable test password"
+_DRILL = """
+from apiclients.accounts import user_create
+from apiclients.models import Role
+from apiclients.services import api_client_create
+user, _ = user_create(username={admin!r}, tenant_name="Acme", role=Role.CLOUD_ADMIN,
+                      password={password!r})
+client, secret = api_client_create(tenant=user.membership.tenant, name={name!r},
+                                   grants=["users:read"], actor=user)
+print(client.client_id, secret)
+"""
+
+
+@contextmanager
+def drill_database(name: str, client_name: str):
+    """A database of its own, migrated, with an admin (DRILL_ADMIN) and one
+    API client: (database URL, client ID, secret). Dropped afterwards."""
+    require_postgres()
+    url = recreate_database(name)
+    try:
+        env = app_env(DATABASE_URL=url)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        script = _DRILL.format(admin=DRILL_ADMIN, password=DRILL_PASSWORD, name=client_name)
+        client_id, secret = manage(env, "shell", "-c", script).split()[-2:]
+        yield url, client_id, secret
+    finally:
+        drop_database(name)

@@ -247,7 +247,15 @@ client_id_segments = st.one_of(
     st.builds(lambda t: quote(t, safe=""), hostile_text),
     st.builds(lambda b: quote(b, safe=""), hostile_bytes),
 )
-ACTIONS = ["", "edit/", "reset-secret/", "rotate-secret/", "revoke-old-secret/", "delete/"]
+ACTIONS = [
+    "",
+    "edit/",
+    "reset-secret/",
+    "rotate-secret/",
+    "revoke-old-secret/",
+    "lift-lockout/",
+    "delete/",
+]
 
 
 def _check_console(response, sent: Sent) -> None:

@@ -15,28 +15,17 @@ import pytest
 import requests
 
 from tests.hardening.servers import (
+    DRILL_ADMIN,
+    DRILL_PASSWORD,
     TcpProxy,
     app_env,
-    drop_database,
+    drill_database,
     gunicorn,
-    manage,
-    recreate_database,
-    require_postgres,
     sign_in,
 )
 
 DATABASE = "apiclients_redis_fault"
-ADMIN, PASSWORD = "ops-admin", "a long and unguessable test password"
-SETUP = f"""
-from apiclients.accounts import user_create
-from apiclients.models import Role
-from apiclients.services import api_client_create
-user, _ = user_create(username={ADMIN!r}, tenant_name="Acme", role=Role.CLOUD_ADMIN,
-                      password={PASSWORD!r})
-client, secret = api_client_create(tenant=user.membership.tenant, name="Redis drill",
-                                   grants=["users:read"], actor=user)
-print(client.client_id, secret)
-"""
+ADMIN, PASSWORD = DRILL_ADMIN, DRILL_PASSWORD
 SECONDS = 10
 CONNECTIONS = 6
 
@@ -54,13 +43,8 @@ def _load(url, client_id, secret, until, results):
 
 @pytest.fixture(scope="module")
 def redis_drill():
-    require_postgres()
-    url = recreate_database(DATABASE)
-    env = app_env(DATABASE_URL=url)
-    manage(env, "migrate", "--noinput", "-v", "0")
-    client_id, secret = manage(env, "shell", "-c", SETUP).split()[-2:]
-    yield url, client_id, secret
-    drop_database(DATABASE)
+    with drill_database(DATABASE, "Redis drill") as drill:
+        yield drill
 
 
 @pytest.mark.parametrize("fault", ["refused", "silent"])

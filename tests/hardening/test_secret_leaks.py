@@ -154,8 +154,12 @@ def test_a_secret_is_shown_once_and_is_nowhere_else(database, tmp_path):
         # Create (a full page, and an htmx dialog), reset, rotate.
         a_id, a1 = revealed(_form(http, base + BASE + "new/", {**form, "name": "Splunk"}))
         b_id, b1 = revealed(_form(http, base + BASE + "new/", {**form, "name": "SOAR"}, htmx=True))
-        _, a2 = revealed(_form(http, f"{base}{BASE}{a_id}/reset-secret/", {}))
-        _, b2 = revealed(_form(http, f"{base}{BASE}{b_id}/rotate-secret/", {"overlap": "1h"}))
+        # Reset and rotation ask for the admin's password again (sudo mode).
+        sudo = {"password": PASSWORD}
+        _, a2 = revealed(_form(http, f"{base}{BASE}{a_id}/reset-secret/", sudo))
+        _, b2 = revealed(
+            _form(http, f"{base}{BASE}{b_id}/rotate-secret/", {"overlap": "1h", **sudo})
+        )
         assert len({a1, a2, b1, b2}) == 4
 
         # Integrations: every way of sending the secret, and failures.

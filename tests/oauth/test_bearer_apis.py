@@ -55,7 +55,9 @@ def assert_invalid_token(response):
 # /v1/users -------------------------------------------------------------------
 
 
-def test_the_seeds_users_request_lists_the_tenants_users(client, token, alice, bob, charlie, dave):
+def test_the_documented_users_request_lists_the_tenants_users(
+    client, token, alice, bob, charlie, dave
+):
     response = client.get("/v1/users?active=true&blocked=false&pageSize=100", **bearer(token))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"

@@ -354,6 +354,8 @@ def _hammer(url, client_id, secret, stop, seen):
 
 
 def test_a_reset_a_revocation_and_a_new_user_reach_every_worker_before_they_return(tmp_path):
+    """Two gunicorn servers of two workers each, and a writer in a process
+    of its own (manage.py shell) that cannot reach Redis."""
     import requests
 
     require_postgres()
@@ -367,12 +369,18 @@ def test_a_reset_a_revocation_and_a_new_user_reach_every_worker_before_they_retu
     try:
         manage(env, "migrate", "--noinput", "-v", "0")
         client_id, secret = manage(env, "shell", "-c", MAKE_CLIENT).split()[-2:]
-        with gunicorn(env, tmp_path / "gunicorn.log", workers=2) as server:
+        with (
+            gunicorn(env, tmp_path / "gunicorn.log", workers=2) as server,
+            # A second server (another machine, say) sharing PostgreSQL and Redis.
+            gunicorn(env, tmp_path / "other.log", workers=2) as other,
+        ):
             url = server.url + "/v1/oauth"
-            with requests.Session() as http:
-                # Enough requests for both workers to have the client in memory.
-                for _ in range(40):
-                    assert http.post(url, auth=(client_id, secret), data="").status_code == 200
+            urls = [url, other.url + "/v1/oauth"]
+            for each in urls:
+                with requests.Session() as http:
+                    # Enough requests for both workers to have the client in memory.
+                    for _ in range(40):
+                        assert http.post(each, auth=(client_id, secret), data="").status_code == 200
 
             with requests.Session() as http:
                 access_token = http.post(url, auth=(client_id, secret), data="").json()[
@@ -409,15 +417,20 @@ def test_a_reset_a_revocation_and_a_new_user_reach_every_worker_before_they_retu
                 fault()
                 writer = {**env, "CACHE_URL": f"redis://127.0.0.1:{proxy.port}/{REDIS_DB + 1}"}
                 stop, seen = threading.Event(), []
-                hammer = threading.Thread(target=_hammer, args=(url, client_id, secret, stop, seen))
-                hammer.start()
+                hammers = [
+                    threading.Thread(target=_hammer, args=(each, client_id, secret, stop, seen))
+                    for each in urls
+                ]
+                for hammer in hammers:
+                    hammer.start()
                 try:
                     out = manage(writer, "shell", "-c", RESET.format(client_id=client_id))
                     waited, returned_at, new_secret = out.split()[-3:]
                     time.sleep(0.5)
                 finally:
                     stop.set()
-                    hammer.join()
+                    for hammer in hammers:
+                        hammer.join()
                 waits.append(float(waited))
                 late_tokens += [s for sent, s in seen if sent > float(returned_at) and s == 200]
                 assert any(s == 200 for _, s in seen), "the old secret never worked"

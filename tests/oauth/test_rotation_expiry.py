@@ -1,5 +1,5 @@
-"""Issue 6 at the token endpoint and the bearer APIs: rotation with overlap,
-client expiry, and daily token counts."""
+"""Rotation with overlap, client expiry and daily token counts, as the token
+endpoint and the bearer APIs see them."""
 
 import datetime as dt
 

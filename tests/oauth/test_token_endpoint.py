@@ -35,7 +35,7 @@ def assert_token_response(response, scope="audit-log:read users:read"):
     return body
 
 
-# The seeds' own requests -------------------------------------------------
+# The requests of Code42's documentation ----------------------------------
 
 
 def test_it_issues_a_token_for_the_incydr_curl(client, siem):
@@ -457,7 +457,7 @@ def test_the_database_being_down_is_a_json_503(client, siem, monkeypatch):
     def broken(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("oauth.clients.client_record", broken)
+    monkeypatch.setattr("oauth.clients.client_and_revocation", broken)
     api_client, secret = siem
     response = post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=basic(api_client.client_id, secret))
     assert response.status_code == 503

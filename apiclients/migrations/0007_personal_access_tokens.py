@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('apiclients', '0004_audit_event_spool_id'),
+        ('apiclients', '0006_write_implies_read'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='auditevent',
             name='action',
-            field=models.CharField(choices=[('client.created', 'Created'), ('client.edited', 'Edited'), ('client.secret_reset', 'Secret reset'), ('client.secret_rotated', 'Secret rotated'), ('client.previous_secret_revoked', 'Old secret revoked'), ('client.activated', 'Activated'), ('client.deactivated', 'Deactivated'), ('client.deleted', 'Deleted'), ('token.failed', 'Token request failed'), ('access_token.created', 'Personal access token created'), ('access_token.revoked', 'Personal access token revoked')], max_length=40),
+            field=models.CharField(choices=[('client.created', 'Created'), ('client.edited', 'Edited'), ('client.secret_reset', 'Secret reset'), ('client.secret_rotated', 'Secret rotated'), ('client.previous_secret_revoked', 'Old secret revoked'), ('client.activated', 'Activated'), ('client.deactivated', 'Deactivated'), ('client.deleted', 'Deleted'), ('token.failed', 'Token request failed'), ('client.locked_out', 'Locked out'), ('client.lockout_lifted', 'Lockout lifted'), ('access_token.created', 'Personal access token created'), ('access_token.revoked', 'Personal access token revoked')], max_length=40),
         ),
         migrations.CreateModel(
             name='PersonalAccessToken',

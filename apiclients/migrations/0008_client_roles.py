@@ -11,7 +11,7 @@ def give_public_ids(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("apiclients", "0005_personal_access_tokens"),
+        ("apiclients", "0007_personal_access_tokens"),
     ]
 
     operations = [
