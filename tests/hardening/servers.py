@@ -49,10 +49,16 @@ def require_postgres() -> None:
     pytest.skip(message)
 
 
+def _own(name: str) -> str:
+    # One per test run: runs side by side on one server never share one.
+    return f"{name}_{os.getpid()}"
+
+
 def recreate_database(name: str) -> str:
     import psycopg
 
     assert re.fullmatch(r"[a-z_]+", name)
+    name = _own(name)
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -62,6 +68,7 @@ def recreate_database(name: str) -> str:
 def drop_database(name: str) -> None:
     import psycopg
 
+    name = _own(name)
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
