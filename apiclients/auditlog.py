@@ -53,6 +53,8 @@ def value_text(field: str, value) -> str:
         return _ips(value)
     if field == "is_active":
         return "Active" if value else "Inactive"
+    if field in ("role_assignments", "roles") and isinstance(value, list):
+        return _roles(value)
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value) or "none"
     if isinstance(value, dict):
@@ -60,6 +62,18 @@ def value_text(field: str, value) -> str:
     if field == "reason" and value in REASONS:
         return f"{REASONS[value]} ({value})"
     return str(value)
+
+
+def _roles(assignments: list) -> str:
+    from apiclients.catalog import ROLES_BY_ID
+
+    shown = []
+    for a in assignments:
+        role = ROLES_BY_ID.get(a.get("role_id")) if isinstance(a, dict) else None
+        if role is not None:
+            until = a.get("expires_at")
+            shown.append(f"{role.label} until {until[:16]}" if until else role.label)
+    return ", ".join(shown) or "none"
 
 
 def _change(field: str, old, new) -> str:

@@ -184,6 +184,12 @@ class ApiClientForm(forms.Form):
     status = forms.ChoiceField(
         label="Status", choices=STATUS_CHOICES, initial="active", widget=forms.RadioSelect
     )
+    allow_self_rotation = forms.BooleanField(
+        label="Allow self-rotation",
+        required=False,
+        help_text="The client may rotate its own secret through the management API "
+        "(from the pipeline that uses it).",
+    )
     expires_on = forms.DateField(
         label="Expires",
         required=False,
@@ -207,6 +213,7 @@ class ApiClientForm(forms.Form):
             "ip_allowlist": "\n".join(client.ip_allowlist),
             "status": "active" if client.is_active else "inactive",
             "expires_on": expires_on_date(client.expires_at),
+            "allow_self_rotation": client.allow_self_rotation,
             "version": client.version,
         }
 
@@ -270,6 +277,7 @@ class ApiClientForm(forms.Form):
             "ip_allowlist": data["ip_list"],
             "is_active": data["status"] == "active",
             "expires_at": expires_at_for(data.get("expires_on")),
+            "allow_self_rotation": data.get("allow_self_rotation", False),
         }
 
     # Template helpers: the permission matrix and the radio groups are laid

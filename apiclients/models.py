@@ -76,6 +76,16 @@ class ApiClient(models.Model):
     )
     # Optimistic concurrency: an edit carries the version it started from.
     version = models.PositiveIntegerField(default=1)
+    # The client may rotate its own secret through the management API (a
+    # pipeline renewing its credential); only an admin turns this on.
+    allow_self_rotation = models.BooleanField(default=False)
+    # Roles for clients (catalog.ROLES): [{"id", "role_id", "expires_at"}].
+    # Their grants join the explicit ones while the assignment lasts
+    # (apiclients.client_roles). Kept on the row so that loading a client for
+    # a token stays one query.
+    role_assignments = models.JSONField(default=list, blank=True)
+    # The UUID the Taegis GraphQL API calls a client's `id`.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
 
     objects = ApiClientQuerySet.as_manager()
 
@@ -98,6 +108,13 @@ class ApiClient(models.Model):
     @property
     def status_label(self) -> str:
         return "Active" if self.is_active else "Inactive"
+
+    @property
+    def roles_view(self) -> list[dict]:
+        """Its role assignments with their roles, for display."""
+        from apiclients.client_roles import assignments_view
+
+        return assignments_view(self.role_assignments)
 
     def set_secret(self, secret: str) -> None:
         self.secret_digest = secrets.digest(secret)
@@ -154,6 +171,8 @@ class AuditAction(models.TextChoices):
     TOKEN_FAILED = "token.failed", "Token request failed"
     LOCKED_OUT = "client.locked_out", "Locked out"
     LOCKOUT_LIFTED = "client.lockout_lifted", "Lockout lifted"
+    ACCESS_TOKEN_CREATED = "access_token.created", "Personal access token created"
+    ACCESS_TOKEN_REVOKED = "access_token.revoked", "Personal access token revoked"
     POLICY_CHANGED = "tenant.policy_changed", "Policies changed"
 
 
@@ -202,6 +221,66 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only")
+
+
+class PersonalAccessTokenQuerySet(models.QuerySet):
+    def for_user(self, user) -> "PersonalAccessTokenQuerySet":
+        return self.filter(user=user)
+
+
+class PersonalAccessToken(models.Model):
+    """A console admin's token for the management API. Like a client secret
+    it is shown once and stored only as its SHA-256 digest; it expires, and
+    it works only while its owner is still an admin of the tenant."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters, so that the owner can tell their tokens apart.
+    hint = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PersonalAccessTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    def is_live(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now
+
+
+class IdempotencyKey(models.Model):
+    """That a request with this Idempotency-Key was answered. Never the
+    answer itself: it held a secret, which is shown once. A retry is refused
+    with a 409 that names the client the first request made."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    caller = models.CharField(max_length=100)
+    key = models.CharField(max_length=255)
+    operation = models.CharField(max_length=100)
+    # SHA-256 of the request body: the same key with another body is a mistake.
+    fingerprint = models.CharField(max_length=64)
+    client_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "tenant", "caller", "key", name="idempotencykey_unique_per_caller"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.key}"
 
 
 class UsageLogEntry(models.Model):

@@ -14,6 +14,9 @@ import secrets
 
 CLIENT_ID_PREFIX = "key-"
 SECRET_PREFIX = "acsec_"
+# Personal access tokens of console admins (the management API): the same
+# shape, their own prefix, so scanners and people can tell the two apart.
+ACCESS_TOKEN_PREFIX = "acpat_"
 
 # token_urlsafe only emits unreserved characters, so IDs and secrets survive
 # the form-urlencoding that RFC 6749 2.3.1 asks clients to apply to Basic auth.
@@ -22,8 +25,9 @@ _SECRET_RE = re.compile(r"^acsec_[A-Za-z0-9_-]{43}$")
 # prefix and at least 8 of its characters (48 of its 256 bits), so a secret
 # pasted into the wrong field, quoted, after a colon or cut short is found.
 # Case-insensitive, as a lowercased secret still gives most of it away.
-_SECRET_ANYWHERE = re.compile(r"acsec_[A-Za-z0-9_-]{8,}", re.IGNORECASE)
+_SECRET_ANYWHERE = re.compile(r"(acsec|acpat)_[A-Za-z0-9_-]{8,}", re.IGNORECASE)
 WITHHELD = "acsec_[withheld]"
+_ACCESS_TOKEN_RE = re.compile(r"^acpat_[A-Za-z0-9_-]{43}$")
 
 
 def new_client_id() -> str:
@@ -32,6 +36,14 @@ def new_client_id() -> str:
 
 def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_access_token() -> str:
+    return ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def looks_like_access_token(value: str) -> bool:
+    return bool(_ACCESS_TOKEN_RE.match(value))
 
 
 def digest(secret: str) -> str:
@@ -50,8 +62,9 @@ def contains_secret(text: str) -> bool:
 
 
 def redact(text: str) -> str:
-    """`text` with every secret in it replaced by "acsec_[withheld]"."""
-    return _SECRET_ANYWHERE.sub(WITHHELD, text)
+    """`text` with every secret in it replaced by "acsec_[withheld]" (and
+    every personal access token by "acpat_[withheld]")."""
+    return _SECRET_ANYWHERE.sub(lambda m: m.group(1).lower() + "_[withheld]", text)
 
 
 def secret_matches(secret: str, stored_digest: str) -> bool:

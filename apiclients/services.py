@@ -5,6 +5,7 @@ Functions that mint a secret return it; it is the only copy that will ever
 exist in clear, and the caller shows it once.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -29,8 +30,23 @@ class EditConflict(Exception):
         self.current = current
 
 
+@dataclass(frozen=True)
+class ClientActor:
+    """An API client acting through the management API: audited under its
+    client ID; it is nobody's created_by or updated_by (those name people)."""
+
+    client_id: str
+
+    def get_username(self) -> str:
+        return self.client_id
+
+
 def _actor_label(actor) -> str:
     return actor.get_username() if actor is not None else "system"
+
+
+def _actor_user(actor):
+    return None if isinstance(actor, ClientActor) else actor
 
 
 def audit_record(
@@ -70,9 +86,12 @@ def api_client_create(
     ip_allowlist: list[str] = (),
     is_active: bool = True,
     expires_at: datetime | None = None,
+    allow_self_rotation: bool = False,
+    role_assignments: list[dict] = (),
     actor,
     source_ip: str | None = None,
 ) -> tuple[ApiClient, str]:
+    """`role_assignments` as apiclients.client_roles.assignments_for makes them."""
     # Tenant policies (an expiry, an IP restriction) hold for every caller.
     policies.check_client(tenant=tenant, ip_allowlist=ip_allowlist, expires_at=expires_at)
     secret = secrets.new_secret()
@@ -85,8 +104,10 @@ def api_client_create(
         ip_allowlist=list(ip_allowlist),
         is_active=is_active,
         expires_at=expires_at,
-        created_by=actor,
-        updated_by=actor,
+        allow_self_rotation=allow_self_rotation,
+        role_assignments=list(role_assignments),
+        created_by=_actor_user(actor),
+        updated_by=_actor_user(actor),
     )
     client.set_secret(secret)
     try:
@@ -103,6 +124,8 @@ def api_client_create(
                     "ip_allowlist": client.ip_allowlist,
                     "status": client.status_label,
                     **({"expires_at": expires_at.isoformat()} if expires_at else {}),
+                    **({"allow_self_rotation": True} if allow_self_rotation else {}),
+                    **({"roles": client.role_assignments} if client.role_assignments else {}),
                 },
             )
     except IntegrityError as exc:
@@ -113,7 +136,16 @@ def api_client_create(
     return client, secret
 
 
-_EDITABLE = ("name", "description", "grants", "ip_allowlist", "is_active", "expires_at")
+_EDITABLE = (
+    "name",
+    "description",
+    "grants",
+    "ip_allowlist",
+    "is_active",
+    "expires_at",
+    "allow_self_rotation",
+    "role_assignments",
+)
 
 
 def api_client_update(
@@ -159,7 +191,7 @@ def api_client_update(
             )
             for field, value in changes.items():
                 setattr(current, field, value)
-            current.updated_by = actor
+            current.updated_by = _actor_user(actor)
             current.version = F("version") + 1
             current.save()
             current.refresh_from_db()
@@ -204,7 +236,7 @@ def _new_secret_locked(client: ApiClient, actor) -> tuple[ApiClient, str, str]:
     current.set_secret(secret)
     current.secret_generation = F("secret_generation") + 1
     current.secret_reset_at = timezone.now()
-    current.updated_by = actor
+    current.updated_by = _actor_user(actor)
     current.version = F("version") + 1
     return current, secret, old_digest
 
@@ -274,7 +306,7 @@ def api_client_revoke_previous_secret(
             return current
         current.previous_secret_digest = ""
         current.previous_secret_expires_at = None
-        current.updated_by = actor
+        current.updated_by = _actor_user(actor)
         current.version = F("version") + 1
         current.save()
         current.refresh_from_db()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apiclients import alert_views, policy_views, usage_views, views
+from apiclients import alert_views, policy_views, token_views, usage_views, views
 
 app_name = "apiclients"
 
@@ -31,6 +31,12 @@ urlpatterns = [
     ),
     path("administration/audit-log/", views.audit_log, name="audit_log"),
     path("administration/audit-log/export.csv", views.audit_log_export, name="audit_log_export"),
+    path("account/tokens/", token_views.access_tokens, name="access_tokens"),
+    path(
+        "account/tokens/<int:pk>/revoke/",
+        token_views.access_token_revoke_view,
+        name="access_token_revoke",
+    ),
 ]
 
 # Who used a client, from where (apiclients.usagelog).

@@ -84,6 +84,8 @@ LIST_FIELDS = (
     "secret_reset_at",
     "previous_secret_digest",
     "previous_secret_expires_at",
+    # roles, shown beside the name
+    "role_assignments",
 )
 
 

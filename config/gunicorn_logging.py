@@ -18,11 +18,15 @@ from gunicorn.glogging import Logger
 _CREDENTIAL_PARAM = re.compile(
     r"((?:^|[?&;])(?:client_secret|client_password|password|token)=)[^&;#\s]*", re.IGNORECASE
 )
-_SECRET = re.compile(r"acsec_[A-Za-z0-9_-]+")  # ours, wherever they appear
+# Ours (client secrets, personal access tokens), wherever they appear.
+_SECRET = re.compile(r"(acsec|acpat)_[A-Za-z0-9_-]+", re.IGNORECASE)
 
 
 def _mask(text: str) -> str:
-    return _SECRET.sub("acsec_[withheld]", _CREDENTIAL_PARAM.sub(r"\1[withheld]", text))
+    return _SECRET.sub(
+        lambda m: m.group(1).lower() + "_[withheld]",
+        _CREDENTIAL_PARAM.sub(r"\1[withheld]", text),
+    )
 
 
 class AccessLogWithoutSecrets(Logger):

@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_q",
+    # The management API's OpenAPI document and Swagger UI (its static files).
+    "ninja",
     "apiclients",
     "oauth",
 ]
@@ -283,6 +285,12 @@ Q_CLUSTER = {
     "save_limit": 200,
     "label": "Jobs",
 }
+
+# The management API (/v1/api-clients, /graphql): requests per minute per
+# caller (a personal access token's user, or an API client); 0 turns it off.
+MANAGEMENT_API_RATE_LIMIT = env.int("MANAGEMENT_API_RATE_LIMIT", default=300)
+# What the Taegis GraphQL operations report as a client's `environment`.
+ENVIRONMENT_NAME = env.str("ENVIRONMENT_NAME", default="production")
 
 LOGGING = {
     "version": 1,

@@ -283,11 +283,11 @@ def _datetime_param(query: QueryDict, name: str):
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     try:
         # The database compares in UTC: an offset that carries the time past
-        # year 9999 or before year 1 cannot be expressed there.
-        value.astimezone(UTC)
+        # year 9999 or before year 1 cannot be expressed there. Sent in UTC,
+        # as PostgreSQL refuses offsets beyond 15:59 that Python accepts.
+        return value.astimezone(UTC)
     except OverflowError:
         raise invalid_request(f"{name} is out of range") from None
-    return value
 
 
 @require_scope("audit-log:read")

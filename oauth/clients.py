@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from apiclients import policies, secrets
+from apiclients.client_roles import live_grants, role_grants
 from apiclients.models import ApiClient, AuditAction
 from oauth import clientcache, spool, throttle
 from oauth.errors import ClientAuthFailed, invalid_client
@@ -61,6 +62,15 @@ class ClientRecord:
     # when the secret stops working, and the longest a token may live.
     secret_stops_at: datetime | None = None
     max_token_lifetime: int | None = None
+    # (grant, until) from the client's roles, computed when it was loaded;
+    # effective_grants() asks which are still live.
+    role_grants: tuple[tuple[str, datetime | None], ...] = ()
+
+    def effective_grants(self, now: datetime) -> list[str]:
+        """Explicit grants and those of the roles not expired at `now`."""
+        if not self.role_grants:
+            return list(self.grants)
+        return live_grants(self.grants, self.role_grants, now)
 
     def previous_secret_live(self, now: datetime) -> bool:
         return bool(
@@ -80,17 +90,19 @@ class ClientRecord:
         return generation == self.secret_generation - 1 and self.previous_secret_live(now)
 
 
-_POLICY = ("secret_stops_at", "max_token_lifetime")
-_FIELDS = [f.name for f in ClientRecord.__dataclass_fields__.values() if f.name not in _POLICY]
+# values_list() names: the record's own columns, then what its derived
+# fields are computed from (the roles' grants; the tenant's policy).
+_DERIVED = ("secret_stops_at", "max_token_lifetime", "role_grants")
+_FIELDS = [name for name in ClientRecord.__dataclass_fields__ if name not in _DERIVED]
 _COLUMNS = [
     *_FIELDS,
+    "role_assignments",
     "created_at",
     "secret_reset_at",
     "tenant__policy__max_secret_age_days",
     "tenant__policy__secret_age_grace_days",
     "tenant__policy__max_token_lifetime",
 ]
-_READ = len(_COLUMNS)
 
 
 def client_record(client_id: str) -> ClientRecord | None:
@@ -119,9 +131,12 @@ def client_and_revocation(
     if row is None:
         return None, False
     values = dict(zip(_FIELDS, row, strict=False))
-    created_at, reset_at, max_age, grace, max_lifetime = row[len(_FIELDS) : _READ]
+    assignments, created_at, reset_at, max_age, grace, max_lifetime = row[
+        len(_FIELDS) : len(_COLUMNS)
+    ]
     values["secret_stops_at"] = policies.secret_stops_at(reset_at or created_at, max_age, grace)
     values["max_token_lifetime"] = max_lifetime
+    values["role_grants"] = role_grants(assignments)
     values["grants"] = tuple(values["grants"] or ())
     values["ip_allowlist"] = tuple(map(str, values["ip_allowlist"] or ()))
     record = ClientRecord(**values)

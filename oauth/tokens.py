@@ -77,7 +77,7 @@ def audience() -> str:
 def token_scopes(client: ClientRecord, requested: str | None) -> list[str]:
     """The scopes for a new token: the requested subset of the client's
     grants, or all of them when none is requested (RFC 6749 3.3)."""
-    granted = normalize_grants(client.grants)
+    granted = normalize_grants(client.effective_grants(timezone.now()))
     if requested is None or not requested.strip():
         return granted
     wanted = set(requested.split())
@@ -243,7 +243,7 @@ def token_principal(token: str) -> Principal:
         client_pk=client.pk,
         client_id=client.client_id,
         tenant_id=client.tenant_id,
-        scopes=frozenset(claims["scope"].split()) & frozenset(client.grants),
+        scopes=frozenset(claims["scope"].split()) & frozenset(client.effective_grants(now)),
         claims=claims,
         ip_allowlist=tuple(client.ip_allowlist or ()),
     )
@@ -254,7 +254,7 @@ def token_introspection_permitted(client: ClientRecord) -> None:
     own, granted in the console ("Token introspection"). A client without it
     has authenticated fine, so not invalid_client (401, which would send its
     owner to check the secret) but 403 insufficient_scope (RFC 6750 3.1)."""
-    if INTROSPECTION_SCOPE not in client.grants:
+    if INTROSPECTION_SCOPE not in client.effective_grants(timezone.now()):
         raise OAuthError(
             "insufficient_scope",
             f"Introspection needs the Token introspection permission ({INTROSPECTION_SCOPE})",

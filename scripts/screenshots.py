@@ -96,6 +96,16 @@ def seed():
     soar = ApiClient.objects.get(name="SOAR playbooks")
     api_client_reset_secret(client=soar, actor=alice)
     api_client_rotate_secret(client=soar, grace=dt.timedelta(hours=24), actor=alice)
+    from apiclients.client_roles import assignments_for
+
+    api_client_update(
+        client=soar,
+        actor=alice,
+        allow_self_rotation=True,
+        role_assignments=assignments_for(
+            [("a72dace7-4536-4dbc-947d-015a8eb65f4d", now + dt.timedelta(days=30))]
+        ),
+    )
     backup = ApiClient.objects.get(name__startswith="Backup")
     ApiClient.objects.filter(pk=backup.pk).update(
         created_at=now - dt.timedelta(days=213), expires_at=now + dt.timedelta(days=6)
@@ -378,6 +388,14 @@ def shoot(base: str, out: Path, width: int, dark: bool = False):
                 )
                 page.get_by_role("button", name="Add destination").click()
                 page.screenshot(path=out / "alice-alerts-webhook-secret.png")
+                page.goto("/account/tokens/")
+                page.get_by_label("Token name").fill("Terraform")
+                page.get_by_role("button", name="Create token").click()
+                page.get_by_text("the only time it is displayed").wait_for()
+                page.screenshot(path=out / "alice-access-tokens.png", full_page=True)
+                page.goto("/v1/docs")
+                page.locator(".opblock").first.wait_for()
+                page.screenshot(path=out / "alice-swagger-ui.png")
             else:
                 page.goto(lst + "new/")
                 page.screenshot(path=out / "bob-403.png")

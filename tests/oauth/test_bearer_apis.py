@@ -377,3 +377,21 @@ def test_the_restriction_at_use_sees_the_client_behind_a_trusted_proxy(
     assert allowed.status_code == 200
     other = client.get("/v1/users", **bearer(token), **via_proxy, HTTP_X_FORWARDED_FOR="192.0.2.11")
     assert other.status_code == 401
+
+
+@pytest.mark.django_db
+def test_audit_log_takes_any_utc_offset_python_accepts(client, make_api_client):
+    """PostgreSQL refuses offsets past 15:59; they are sent in UTC."""
+    from oauth.clients import client_record
+    from oauth.tokens import token_issue
+
+    api_client, _ = make_api_client("SIEM", grants=["audit-log:read"])
+    record = client_record(api_client.client_id)
+    token = token_issue(client=record, generation=1, scopes=["audit-log:read"]).access_token
+    r = client.get(
+        "/v1/audit-log",
+        {"until": "2030-11-30T18:11:24-22:17", "since": "0247-11-30T18:11:24+23:59"},
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert r.status_code == 200
+    assert [e["action"] for e in r.json()["events"]] == ["client.created"]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('apiclients', '0006_write_implies_read'),
+        ('apiclients', '0008_client_roles'),
     ]
 
     operations = [

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('apiclients', '0010_usage_log'),
+        ('apiclients', '0009_usage_log'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('apiclients', '0011_alerts'),
+        ('apiclients', '0010_alerts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
