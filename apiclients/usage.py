@@ -70,6 +70,15 @@ def flush() -> None:
     if not counts and not redeemed:
         return
     try:
+        # A client deleted meanwhile takes its counts with it: on PostgreSQL
+        # a row for it would fail the whole batch at commit, for ever.
+        alive = set(
+            ApiClient.objects.filter(pk__in={pk for pk, _ in counts} | set(redeemed)).values_list(
+                "pk", flat=True
+            )
+        )
+        counts = {key: n for key, n in counts.items() if key[0] in alive}
+        redeemed = {pk: at for pk, at in redeemed.items() if pk in alive}
         with transaction.atomic():
             # Rows in one order in every process: two processes writing at
             # once then wait for each other rather than deadlock.
@@ -96,8 +105,7 @@ def _add(client_pk: int, day: date, n: int) -> None:
         with transaction.atomic():
             TokenDailyCount.objects.create(client_id=client_pk, day=day, count=n)
     except IntegrityError:
-        # Another process created the day's row first; a deleted client's
-        # counts go with it.
+        # Another process created the day's row first.
         TokenDailyCount.objects.filter(client_id=client_pk, day=day).update(count=F("count") + n)
 
 

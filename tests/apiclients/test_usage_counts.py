@@ -63,3 +63,21 @@ def test_counts_wait_in_the_process_while_the_database_is_down(make_api_client, 
     assert TokenDailyCount.objects.get(client=client, day=now.date()).count == 3
     client.refresh_from_db()
     assert client.last_redeemed_at == now
+
+
+def test_counts_of_a_client_deleted_meanwhile_do_not_hold_up_the_others(make_api_client, alice):
+    from apiclients.services import api_client_delete
+
+    kept, _ = make_api_client("Kept")
+    gone, _ = make_api_client("Gone")
+    now = timezone.now()
+    usage.token_counted(kept.pk, now, last_written=now)
+    usage.token_counted(gone.pk, now, last_written=now)
+    api_client_delete(client=gone, actor=alice)
+
+    usage.flush()
+
+    assert TokenDailyCount.objects.get(client=kept, day=now.date()).count == 1
+    assert not TokenDailyCount.objects.filter(client_id=gone.pk).exists()
+    usage.flush()  # nothing left pending
+    assert TokenDailyCount.objects.get(client=kept, day=now.date()).count == 1
