@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -24,6 +24,8 @@ from apiclients.models import AuditEvent
 logger = logging.getLogger("oauth")
 
 _pending = [True]  # files may be left from an earlier process: look once
+# What says the database cannot be reached now (anything else is about the event).
+_UNREACHABLE = (OperationalError, InterfaceError)
 
 
 def _dir() -> Path:
@@ -49,7 +51,7 @@ def audit(
         if _pending[0]:
             _drain()
         event.save()
-    except DatabaseError as exc:
+    except _UNREACHABLE as exc:
         _append(event)
         logger.warning("Audit event kept in %s until the database is back: %s", _dir(), exc)
 
@@ -81,7 +83,7 @@ def drain() -> int:
     still unavailable the files stay, for the next try."""
     try:
         return _drain()
-    except DatabaseError as exc:
+    except _UNREACHABLE as exc:
         logger.warning("Spooled audit events not written yet: %s", exc)
         return 0
 
@@ -99,12 +101,11 @@ def _drain() -> int:
             continue
         events = [_event(json.loads(line)) for line in claimed.read_text().splitlines() if line]
         try:
-            AuditEvent.objects.bulk_create(events, ignore_conflicts=True)
-        except DatabaseError:
+            written += _write(events)
+        except _UNREACHABLE:
             claimed.rename(path)
             raise
         claimed.unlink()
-        written += len(events)
     # Claimed by a process that stopped before it finished: take them back.
     for path in directory.glob("draining-*.jsonl") if directory.is_dir() else []:
         if not _alive(int(path.name.split("-")[1])):
@@ -113,6 +114,26 @@ def _drain() -> int:
     _pending[0] = False
     if written:
         logger.info("Wrote %s audit events kept while the database was unavailable", written)
+    return written
+
+
+def _write(events: list[AuditEvent]) -> int:
+    """Writes the events, once each; one the database refuses for good (its
+    tenant was deleted meanwhile) is logged and dropped, so that it cannot
+    hold up the others for ever."""
+    try:
+        AuditEvent.objects.bulk_create(events, ignore_conflicts=True)
+        return len(events)
+    except IntegrityError:
+        pass
+    written = 0
+    for event in events:
+        try:
+            with transaction.atomic():
+                AuditEvent.objects.bulk_create([event], ignore_conflicts=True)
+            written += 1
+        except IntegrityError as exc:
+            logger.error("A kept audit event cannot be written (%s); dropped: %s", exc, event)
     return written
 
 

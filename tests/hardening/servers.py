@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager, suppress
@@ -83,6 +84,8 @@ def app_env(**overrides) -> dict:
         and not key.startswith("PYTEST")
     }
     env.update(
+        # Audit events kept during an outage: the server's own, not the checkout's.
+        OAUTH_SPOOL_DIR=tempfile.mkdtemp(prefix="spool-"),
         SECRET_KEY=SERVER_SECRET_KEY,
         DEBUG="false",
         CACHE_URL="locmemcache://",

@@ -2,9 +2,12 @@
 (oauth.spool): kept in a local file, written once the database is back,
 each exactly once and with the time it happened."""
 
+import json
 import shutil
+import uuid
 from unittest import mock
 
+import pytest
 from django.db import OperationalError
 
 from apiclients.models import AuditAction, AuditEvent
@@ -80,3 +83,28 @@ def test_while_the_database_is_still_down_the_file_stays(client, siem, tmp_path)
             assert spool.drain() == 0
     assert list((tmp_path / "spool").glob("audit-*.jsonl"))
     assert spool.drain() == 1
+
+
+@pytest.mark.django_db(transaction=True)  # foreign keys are checked at commit
+def test_an_event_the_database_refuses_for_good_does_not_hold_up_the_others(
+    client, siem, tmp_path, make_api_client
+):
+    api_client, _ = siem
+    with _database_down():
+        _refused(client, api_client)
+    (spooled,) = (tmp_path / "spool").glob("audit-*.jsonl")
+    # An event of a tenant deleted meanwhile, kept in the same file.
+    line = (
+        spooled.read_text()
+        .splitlines()[0]
+        .replace(str(api_client.tenant_id), "00000000-0000-0000-0000-000000000000")
+    )
+    orphan = json.loads(line)
+    orphan["spool_id"] = str(uuid.uuid4())
+    with spooled.open("a") as f:
+        f.write(json.dumps(orphan) + "\n")
+
+    assert spool.drain() == 1
+
+    assert _failures().count() == 1
+    assert not list((tmp_path / "spool").glob("*.jsonl"))
