@@ -508,9 +508,10 @@ def test_a_token_costs_one_select_and_last_redeemed_one_update_per_interval(clie
         assert post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=auth).status_code == 200
     with CaptureQueriesContext(connection) as second:
         assert post(client, "/v1/oauth", "", HTTP_AUTHORIZATION=auth).status_code == 200
-    # The write per interval: last redeemed, then the day's token count (an
-    # UPDATE, or the first INSERT of the day).
-    assert _writes(first) == [
+    # The write per interval: the clients still there, last redeemed, then
+    # the day's token count (an UPDATE, or the first INSERT of the day).
+    assert _writes(first)[:5] == [
+        "SELECT",
         "SELECT",
         "UPDATE",
         "UPDATE tokendailycount",
@@ -528,8 +529,8 @@ def test_a_token_costs_one_select_and_last_redeemed_one_update_per_interval(clie
     # With the usage log's rows of the interval (apiclients.usagelog), after
     # the response: the clients still there, then a row per minute, address,
     # agent and outcome (an UPDATE, or the first INSERT of its minute).
-    assert _writes(later)[:3] == ["SELECT", "UPDATE", "UPDATE tokendailycount"]
-    assert _writes(later)[3:] in (
+    assert _writes(later)[:4] == ["SELECT", "SELECT", "UPDATE", "UPDATE tokendailycount"]
+    assert _writes(later)[4:] in (
         ["SELECT", "UPDATE usagelogentry", "INSERT usagelogentry"],
         ["SELECT", "UPDATE usagelogentry"],
     )
