@@ -18,10 +18,9 @@ published to every process like a change of a client (oauth.clientcache).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
-from apiclients.models import ApiClient, AuditAction, Tenant, TenantPolicy
+from apiclients.models import ApiClient, Tenant, TenantPolicy
 
 
 class PolicyViolation(ValueError):
@@ -122,41 +121,10 @@ def violations(tenant: Tenant, now: datetime | None = None) -> list[Violation]:
     return found
 
 
-_FIELDS = (
+FIELDS = (
     "max_secret_age_days",
     "secret_age_grace_days",
     "require_expiry_days",
     "require_ip_restriction",
     "max_token_lifetime",
 )
-
-
-def policy_update(*, tenant: Tenant, actor, source_ip: str | None = None, **values) -> TenantPolicy:
-    """Saves the tenant's policy with its audit event, and has every process
-    read its clients again before this returns (oauth.coherence)."""
-    from apiclients.services import audit_record
-    from oauth import clientcache
-
-    with transaction.atomic():
-        policy, _ = TenantPolicy.objects.select_for_update().get_or_create(tenant=tenant)
-        diff = {
-            field: [getattr(policy, field), values[field]]
-            for field in _FIELDS
-            if field in values and getattr(policy, field) != values[field]
-        }
-        if not diff:
-            return policy
-        for field, (_, new) in diff.items():
-            setattr(policy, field, new)
-        policy.updated_by = actor
-        policy.save()
-        audit_record(
-            tenant=tenant,
-            action=AuditAction.POLICY_CHANGED,
-            actor=actor.get_username(),
-            source_ip=source_ip,
-            client=None,
-            details={"changes": diff},
-        )
-        clientcache.tenant_changed(str(tenant.pk))
-    return policy

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from apiclients import policies
+from apiclients import policies, services
 from apiclients.roles import console_reader, source_ip
 
 _DAYS = {"min_value": 1, "max_value": 3650}
@@ -41,7 +41,7 @@ def policies_page(request: HttpRequest) -> HttpResponse:
             return render(request, "403.html", {"needs_admin": True}, status=403)
         form = PolicyForm(request.POST)
         if form.is_valid():
-            policies.policy_update(
+            services.policy_update(
                 tenant=request.tenant,
                 actor=request.user,
                 source_ip=source_ip(request),

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apiclients import policies, secrets
 from apiclients.catalog import normalize_grants
-from apiclients.models import ApiClient, AuditAction, AuditEvent, Tenant
+from apiclients.models import ApiClient, AuditAction, AuditEvent, Tenant, TenantPolicy
 from oauth import clientcache, throttle
 
 
@@ -351,3 +351,31 @@ def api_client_delete(*, client: ApiClient, actor, source_ip: str | None = None)
         )
         client.delete()
         clientcache.client_changed(client.client_id)
+
+
+def policy_update(*, tenant: Tenant, actor, source_ip: str | None = None, **values) -> TenantPolicy:
+    """Saves the tenant's policy with its audit event, and has every process
+    read its clients again before this returns (oauth.coherence)."""
+    with transaction.atomic():
+        policy, _ = TenantPolicy.objects.select_for_update().get_or_create(tenant=tenant)
+        diff = {
+            field: [getattr(policy, field), values[field]]
+            for field in policies.FIELDS
+            if field in values and getattr(policy, field) != values[field]
+        }
+        if not diff:
+            return policy
+        for field, (_, new) in diff.items():
+            setattr(policy, field, new)
+        policy.updated_by = actor
+        policy.save()
+        audit_record(
+            tenant=tenant,
+            action=AuditAction.POLICY_CHANGED,
+            actor=actor.get_username(),
+            source_ip=source_ip,
+            client=None,
+            details={"changes": diff},
+        )
+        clientcache.tenant_changed(str(tenant.pk))
+    return policy

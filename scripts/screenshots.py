@@ -194,7 +194,7 @@ def seed_usage_and_alerts(tenant, alice, soar, now):
         events=["client.secret_reset", "client.secret_rotated", "client.deleted"],
         actor=alice,
     )
-    from apiclients.policies import policy_update
+    from apiclients.services import policy_update
 
     policy_update(
         tenant=tenant,

@@ -46,7 +46,7 @@ DELETE_CLIENT = """mutation deleteClient($id: ID! = "c373d68a-fdca-476f-5b48-92e
 
 
 def _token(base: str, client_id: str, secret: str) -> requests.Response:
-    # As the seeds' curl: Basic auth and an empty body.
+    # As Code42's documented curl: Basic auth and an empty body.
     return requests.post(f"{base}/v1/oauth", auth=(client_id, secret), data="", timeout=10)
 
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from apiclients import policies, usagelog
 from apiclients.models import ApiClient, AuditAction, AuditEvent, TenantPolicy, UsageLogEntry
-from apiclients.policies import PolicyViolation, policy_update
-from apiclients.services import api_client_update
+from apiclients.policies import PolicyViolation
+from apiclients.services import api_client_update, policy_update
 from oauth import coherence, keys
 from tests.apiclients.helpers import CREATE_URL, form_data, htmx, text
 from tests.oauth.conftest import basic, post

@@ -148,7 +148,7 @@ def test_an_admin_sets_a_policy_and_sees_who_breaks_it(page, sign_in, make_api_c
 
 
 def test_an_auditor_reads_policies_and_cannot_save(page, sign_in, bob, acme, alice):
-    from apiclients.policies import policy_update
+    from apiclients.services import policy_update
 
     policy_update(tenant=acme, actor=alice, require_expiry_days=30)
     sign_in("bob")
